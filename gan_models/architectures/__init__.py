@@ -1,0 +1,3 @@
+"""Model families. Importing this package registers each one with `gan_models.registry`."""
+
+from . import dcgan  # noqa: F401

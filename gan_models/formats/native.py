@@ -1,0 +1,116 @@
+"""The native checkpoint: one .safetensors file, weights + JSON metadata, no pickle.
+
+Tensors are stored per network role (`generator.<param>`, `discriminator.<param>`, ...).
+`__metadata__["gan_studio"]` holds JSON with everything needed to rebuild the model:
+format version, architecture name + constructor config, class names, conditioning,
+provenance (training data, steps, recipe) and source (original file name + sha256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .. import registry
+from ..errors import CheckpointError
+from ..model import GenerativeModel
+from .atomic import atomic_path
+from .detect import safetensors_metadata
+
+FORMAT_NAME = "gan-studio"
+FORMAT_VERSION = 1
+METADATA_KEY = "gan_studio"
+
+
+def save_model(model: GenerativeModel, path: str | Path,
+               roles: tuple[str, ...] | None = None) -> Path:
+    """Write `model` atomically. roles limits which networks are kept (e.g. ("generator",))."""
+    path = Path(path)
+    roles = roles or tuple(model.networks)
+    tensors: dict[str, torch.Tensor] = {}
+    for role in roles:
+        for name, t in model.networks[role].state_dict().items():
+            # clone: safetensors refuses tensors that share storage
+            tensors[f"{role}.{name}"] = t.detach().to("cpu").contiguous().clone()
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "architecture": model.architecture,
+        "config": model.config,
+        "class_names": model.class_names,
+        "conditioning": model.conditioning,
+        "roles": list(roles),
+        **{k: v for k, v in model.metadata.items() if k in ("provenance", "source", "notes")},
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)})
+    return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    raw = safetensors_metadata(path).get(METADATA_KEY)
+    if raw is None:
+        raise CheckpointError(
+            f"{Path(path).name} is a safetensors file without GAN Studio metadata; it may be a "
+            "diffusion model or a bare state dict. Convert foreign checkpoints with "
+            "`python -m gan_models convert`.")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{Path(path).name}: metadata is not valid JSON ({exc})") from exc
+    if meta.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{Path(path).name}: not a GAN Studio checkpoint")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{Path(path).name} uses format version {meta['format_version']}; this version of "
+            f"GAN Studio reads up to {FORMAT_VERSION}. Update the pack.")
+    for key in ("architecture", "config"):
+        if key not in meta:
+            raise CheckpointError(f"{Path(path).name}: metadata lacks {key!r}")
+    return meta
+
+
+def load_native(path: str | Path) -> GenerativeModel:
+    path = Path(path)
+    meta = read_metadata(path)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path.name} is corrupt or truncated ({exc})") from exc
+    networks = registry.build(meta["architecture"], meta["config"])
+    kept = {}
+    for role, net in networks.items():
+        prefix = role + "."
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if not state:
+            continue  # role not stored (e.g. a generator-only file)
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(
+                f"{path.name}: weights do not fit {meta['architecture']} {meta['config']}: "
+                f"{_first_line(exc)}") from exc
+        kept[role] = net
+    if "generator" not in kept:
+        raise CheckpointError(f"{path.name} holds no generator weights")
+    return GenerativeModel(meta["architecture"], meta["config"], kept,
+                           class_names=meta.get("class_names"), metadata=meta,
+                           model_id=file_sha256(path)[:16])
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return " ".join(line.strip() for line in text[:3])

@@ -1,0 +1,239 @@
+"""The one model interface every node talks to.
+
+A `GenerativeModel` wraps the networks of one family (built by the registry from a config)
+and says what the model accepts and produces. Generator networks follow one contract:
+
+    z_dim, c_dim, img_resolution, img_channels       attributes
+    forward(z, c) -> images [B, C, H, W] in [-1, 1]  c: class weights [B, c_dim] or None
+    optional, style-based generators:
+    w_dim, num_ws, mapping(z, c, truncation_psi=1, truncation_cutoff=None) -> [B, num_ws, w_dim]
+    synthesis(ws, **kwargs) -> images
+    optional, models that read images back (VAEs):
+    an "encoder" network: encode(images) -> (mean, logvar)
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import registry
+from .errors import CapabilityError, GanStudioError
+from .latents import LatentBatch, one_hot_weights, seeded_normal
+
+
+class GenerativeModel:
+    def __init__(self, architecture: str, config: dict, networks: dict[str, nn.Module],
+                 class_names: list[str] | None = None, metadata: dict | None = None,
+                 model_id: str | None = None):
+        if "generator" not in networks:
+            raise GanStudioError(f"{architecture}: a model needs a 'generator' network")
+        self.architecture = architecture
+        self.config = dict(config)
+        self.networks = dict(networks)
+        self.metadata = dict(metadata or {})
+        self.model_id = model_id or uuid.uuid4().hex[:16]
+        n = self.num_classes
+        self.class_names = list(class_names) if class_names else [f"class {i}" for i in range(n)]
+        if len(self.class_names) != n:
+            raise GanStudioError(
+                f"{architecture}: {len(self.class_names)} class names for {n} classes")
+        for net in self.networks.values():
+            net.eval().requires_grad_(False)
+
+    @classmethod
+    def create(cls, architecture: str, config: dict, **kwargs) -> "GenerativeModel":
+        """A freshly initialised model of a registered family."""
+        return cls(architecture, config, registry.build(architecture, config), **kwargs)
+
+    # --- what the model is ----------------------------------------------------------
+    @property
+    def generator(self) -> nn.Module:
+        return self.networks["generator"]
+
+    @property
+    def z_dim(self) -> int:
+        return int(self.generator.z_dim)
+
+    @property
+    def num_classes(self) -> int:
+        return int(getattr(self.generator, "c_dim", 0))
+
+    @property
+    def resolution(self) -> int:
+        return int(self.generator.img_resolution)
+
+    @property
+    def channels(self) -> int:
+        return int(self.generator.img_channels)
+
+    @property
+    def has_mapping(self) -> bool:
+        return hasattr(self.generator, "mapping") and hasattr(self.generator, "synthesis")
+
+    @property
+    def w_dim(self) -> int | None:
+        return int(self.generator.w_dim) if self.has_mapping else None
+
+    @property
+    def num_ws(self) -> int | None:
+        return int(self.generator.num_ws) if self.has_mapping else None
+
+    @property
+    def can_encode(self) -> bool:
+        return "encoder" in self.networks
+
+    @property
+    def conditioning(self) -> str:
+        return "class" if self.num_classes > 0 else "none"
+
+    def describe(self) -> str:
+        cond = f", {self.num_classes} classes" if self.num_classes else ""
+        return f"{self.architecture} {self.resolution}px{cond}"
+
+    def capabilities(self) -> dict:
+        return {
+            "architecture": self.architecture, "resolution": self.resolution,
+            "channels": self.channels, "z_dim": self.z_dim, "w_dim": self.w_dim,
+            "num_ws": self.num_ws, "num_classes": self.num_classes,
+            "class_names": self.class_names, "conditioning": self.conditioning,
+            "can_encode": self.can_encode,
+        }
+
+    # --- placement --------------------------------------------------------------------
+    def parameter_bytes(self) -> int:
+        return sum(t.numel() * t.element_size()
+                   for net in self.networks.values()
+                   for t in list(net.parameters()) + list(net.buffers()))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def to(self, device: torch.device | str) -> "GenerativeModel":
+        for net in self.networks.values():
+            net.to(device)
+        return self
+
+    # --- classes ------------------------------------------------------------------------
+    def class_index(self, name_or_index: str | int) -> int:
+        """Resolve a class by name (case-insensitive) or index, with a helpful error."""
+        if self.num_classes == 0:
+            raise CapabilityError(f"model {self.describe()} is unconditional: it has no classes")
+        if isinstance(name_or_index, int) or str(name_or_index).strip().lstrip("-").isdigit():
+            idx = int(name_or_index)
+            if not 0 <= idx < self.num_classes:
+                raise GanStudioError(
+                    f"class index {idx} is out of range: model has classes 0..{self.num_classes - 1}")
+            return idx
+        wanted = str(name_or_index).strip().lower()
+        for i, name in enumerate(self.class_names):
+            if name.lower() == wanted:
+                return i
+        raise GanStudioError(
+            f"unknown class {name_or_index!r}: model classes are {', '.join(self.class_names)}")
+
+    def seeded_labels(self, seeds: list[int]) -> torch.Tensor:
+        """One class per sample, drawn from its seed (deterministic), as one-hot rows."""
+        rows = []
+        for s in seeds:
+            gen = torch.Generator().manual_seed((s ^ 0x5EED) & 0xFFFFFFFFFFFFFFFF)
+            idx = int(torch.randint(self.num_classes, (1,), generator=gen))
+            rows.append(one_hot_weights([(idx, 1.0)], self.num_classes))
+        return torch.stack(rows)
+
+    # --- sampling and synthesis ---------------------------------------------------------
+    def sample_latents(self, seed: int, batch_size: int, truncation_psi: float = 1.0,
+                       truncate: float = 0.0, seed_mode: str = "torch") -> LatentBatch:
+        if batch_size < 1:
+            raise GanStudioError(f"batch size must be at least 1, got {batch_size}")
+        z = seeded_normal(seed, batch_size, self.z_dim, seed_mode, truncate)
+        seeds = tuple((seed + i) & 0xFFFFFFFFFFFFFFFF for i in range(batch_size))
+        labels = self.seeded_labels(list(seeds)) if self.num_classes else None
+        return LatentBatch(values=z, space="z", labels=labels, seeds=seeds,
+                           model_id=self.model_id, truncation_psi=truncation_psi)
+
+    def check_latents(self, batch: LatentBatch) -> None:
+        """Raise a clear error when a latent batch cannot drive this model."""
+        if batch.space == "z":
+            want = (self.z_dim,)
+        elif not self.has_mapping:
+            raise CapabilityError(
+                f"{batch.space} latents need a style-based model; {self.describe()} takes z")
+        elif batch.space == "w":
+            want = (self.w_dim,)
+        else:
+            want = (self.num_ws, self.w_dim)
+        if tuple(batch.values.shape[1:]) != want:
+            raise GanStudioError(
+                f"latents of shape {tuple(batch.values.shape[1:])} do not fit {self.describe()}, "
+                f"which takes {batch.space} of shape {want}")
+        if batch.labels is not None and self.num_classes and batch.labels.shape[1] != self.num_classes:
+            raise GanStudioError(
+                f"labels have {batch.labels.shape[1]} classes, model has {self.num_classes}")
+
+    @torch.no_grad()
+    def synthesize(self, batch: LatentBatch, **kwargs) -> torch.Tensor:
+        """Images `[B, C, H, W]` in [-1, 1] on the model's device."""
+        self.check_latents(batch)
+        device = self.device
+        values = batch.values.to(device)
+        labels = self._labels_for(batch, device)
+        gen = self.generator
+        psi = batch.truncation_psi
+        if not self.has_mapping:
+            return gen(values * psi, labels)
+        if batch.space == "z":
+            ws = gen.mapping(values, labels, truncation_psi=psi,
+                             truncation_cutoff=kwargs.pop("truncation_cutoff", None))
+        elif batch.space == "w":
+            ws = values.unsqueeze(1).repeat(1, self.num_ws, 1)
+        else:
+            ws = values
+        return gen.synthesis(ws, **kwargs)
+
+    def _labels_for(self, batch: LatentBatch, device) -> torch.Tensor | None:
+        if self.num_classes == 0:
+            return None
+        if batch.labels is None:
+            if batch.seeds is None:
+                raise GanStudioError(
+                    f"model {self.describe()} is class-conditional: these latents carry no class;"
+                    " add a Class Condition node")
+            return self.seeded_labels(list(batch.seeds)).to(device)
+        return batch.labels.to(device=device, dtype=torch.float32)
+
+
+def generate_in_chunks(model: GenerativeModel, batch: LatentBatch, chunk_size: int,
+                       on_chunk: Callable[[int, torch.Tensor], None] | None = None,
+                       **kwargs) -> torch.Tensor:
+    """Synthesize a batch chunk by chunk; returns `[B, H, W, C]` float32 0..1 on the CPU.
+
+    on_chunk(done, images_of_chunk) is called after each chunk (progress, previews,
+    interruption); peak device memory stays bounded by the chunk size.
+    """
+    if chunk_size < 1:
+        raise GanStudioError(f"chunk size must be at least 1, got {chunk_size}")
+    out = []
+    done = 0
+    for start in range(0, len(batch), chunk_size):
+        chunk = batch.select(slice(start, start + chunk_size))
+        images = to_unit_hwc(model.synthesize(chunk, **kwargs)).cpu()
+        out.append(images)
+        done += len(chunk)
+        if on_chunk is not None:
+            on_chunk(done, images)
+    return torch.cat(out)
+
+
+def to_unit_hwc(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] `[B, C, H, W]` -> 0..1 `[B, H, W, 3]` float32 (gray repeated, alpha dropped)."""
+    images = images.float().clamp(-1, 1).add(1).mul(0.5)
+    if images.shape[1] == 1:
+        images = images.repeat(1, 3, 1, 1)
+    elif images.shape[1] == 4:
+        images = images[:, :3]
+    return images.permute(0, 2, 3, 1).contiguous()

@@ -1,0 +1,109 @@
+"""Sampling latents and turning them into ComfyUI IMAGE batches."""
+
+from __future__ import annotations
+
+import comfy.model_management as mm
+import torch
+from comfy_api.v0_0_2 import io
+
+from ..gan_models import generate_in_chunks
+from ..gan_models.latents import MAX_SEED, SEED_MODES
+from .common import (CATEGORY, MAX_BATCH, GanLatent, GanModel, NodeError, Progress,
+                     expect_latents, expect_model, place_for_inference, to_output_device,
+                     user_errors)
+
+
+class SampleLatents(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="GANStudioSampleLatents",
+            display_name="Sample Latents",
+            category=f"{CATEGORY}/sample",
+            description="Draws a reproducible batch of random latents for a model. Sample i uses "
+                        "seed + i, so any image of a batch can be regenerated on its own.",
+            inputs=[
+                GanModel.Input("model", tooltip="The model the latents are for (sets their size "
+                                                "and classes)."),
+                io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
+                             tooltip="Seed of the first sample; sample i uses seed + i. Same seed, "
+                                     "same image, on any device."),
+                io.Int.Input("batch_size", default=4, min=1, max=MAX_BATCH,
+                             tooltip="How many latents to draw."),
+                io.Float.Input("truncation_psi", default=1.0, min=0.0, max=2.0, step=0.05,
+                               tooltip="Pull toward the average latent: 1 = full variety, lower "
+                                       "= more typical, cleaner images, 0 = the average image."),
+                io.Float.Input("truncate_normal", default=0.0, min=0.0, max=4.0, step=0.1,
+                               tooltip="Truncated normal: redraw any latent value beyond this "
+                                       "many standard deviations. 0 = off."),
+                io.Combo.Input("seed_mode", options=list(SEED_MODES), default="torch",
+                               tooltip="torch: CPU torch generator. nvlabs: numpy RandomState"
+                                       "(seed).randn as NVlabs gen_images.py (seed mod 2^32)."),
+            ],
+            outputs=[GanLatent.Output(display_name="latents",
+                                      tooltip="Latents with their seeds and (for conditional "
+                                              "models) a class per sample drawn from its seed.")],
+        )
+
+    @classmethod
+    @user_errors("Sample Latents")
+    def execute(cls, model, seed, batch_size, truncation_psi, truncate_normal,
+                seed_mode) -> io.NodeOutput:
+        model = expect_model(model, "Sample Latents")
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise NodeError(f"Sample Latents: batch_size must be 1..{MAX_BATCH}, got {batch_size}")
+        if 0 < truncate_normal < 0.1:
+            raise NodeError("Sample Latents: truncate_normal below 0.1 would redraw almost "
+                            "every value; use 0 (off) or at least 0.1")
+        return io.NodeOutput(model.sample_latents(seed, batch_size, truncation_psi,
+                                                  truncate_normal, seed_mode))
+
+
+class GenerateImages(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="GANStudioGenerate",
+            display_name="Generate Images",
+            category=f"{CATEGORY}/sample",
+            description="Turns latents into an IMAGE batch with the model, chunk by chunk (with "
+                        "progress and previews; can be cancelled). Works with every core image "
+                        "node.",
+            inputs=[
+                GanModel.Input("model", tooltip="The generator (or VAE decoder) to run."),
+                GanLatent.Input("latents", tooltip="Latents from Sample Latents or any latent "
+                                                   "node."),
+                io.Int.Input("chunk_size", default=0, min=0, max=MAX_BATCH,
+                             tooltip="Images generated at once. 0 = automatic from the "
+                                     "resolution; lower it if memory runs out."),
+            ],
+            outputs=[io.Image.Output(display_name="images",
+                                     tooltip="IMAGE batch [B,H,W,3], values 0..1.")],
+        )
+
+    @classmethod
+    @user_errors("Generate Images")
+    def execute(cls, model, latents, chunk_size) -> io.NodeOutput:
+        model = expect_model(model, "Generate Images")
+        latents = expect_latents(latents, "Generate Images")
+        model.check_latents(latents)
+        res = model.resolution
+        out_bytes = len(latents) * res * res * 3 * 4
+        free = mm.get_free_memory(torch.device("cpu"))
+        if out_bytes > 0.5 * free:
+            raise NodeError(
+                f"Generate Images: {len(latents)} images of {res}x{res} need "
+                f"{out_bytes / 2**30:.1f} GiB, more than half the free memory "
+                f"({free / 2**30:.1f} GiB); use a smaller batch")
+        chunk = chunk_size or auto_chunk_size(res)
+        activation = chunk * res * res * 64 * 4  # rough per-chunk working memory
+        place_for_inference(model, activation)
+        progress = Progress(len(latents))
+        images = generate_in_chunks(model, latents, chunk,
+                                    on_chunk=lambda done, imgs: progress.update(done, imgs))
+        return io.NodeOutput(to_output_device(images))
+
+
+def auto_chunk_size(resolution: int) -> int:
+    """64 images at 256 px and below, fewer as the pixel count grows (4 at 1024 px)."""
+    return max(1, min(64, (64 * 256 * 256) // (resolution * resolution)))

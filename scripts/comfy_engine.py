@@ -1,0 +1,176 @@
+"""Run ComfyUI prompts in-process with the real engine (no HTTP server, no frontend).
+
+Used by the headless workflow runner and by the engine tests. This module must be imported
+from a process whose sys.path does NOT hold the pack's root (ComfyUI has top-level modules
+named `nodes` and `utils` that the pack's folders would shadow); the pack itself is loaded
+by ComfyUI from `custom_nodes/`, exactly as in a real install.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def default_comfy_dir() -> Path:
+    """COMFYUI_DIR if set, else the pinned engine made by scripts/setup.sh."""
+    if os.environ.get("COMFYUI_DIR"):
+        return Path(os.environ["COMFYUI_DIR"]).resolve()
+    current = REPO / ".comfyui" / "current"
+    if current.is_file():
+        return Path(current.read_text().strip())
+    raise RuntimeError("no ComfyUI found: run scripts/setup.sh or set COMFYUI_DIR")
+
+
+class _ServerStub:
+    """The few PromptServer attributes the executor touches when no client is connected."""
+
+    def __init__(self):
+        self.client_id = None
+        self.last_node_id = None
+        self.last_prompt_id = None
+        self.sockets_metadata = {}
+        self.messages: list[tuple[str, dict]] = []
+
+    def send_sync(self, event, data, sid=None):
+        self.messages.append((event, data))
+
+    def queue_updated(self):
+        pass
+
+    def send_progress_text(self, *args, **kwargs):
+        pass
+
+
+@dataclass
+class RunResult:
+    prompt_id: str
+    success: bool
+    outputs: dict = field(default_factory=dict)   # node id -> ui output (images, text, ...)
+    messages: list = field(default_factory=list)  # executor status messages
+    validation_error: dict | None = None
+
+    @property
+    def error(self) -> dict | None:
+        """The execution_error payload (node_id, node_type, exception_message, ...)."""
+        for event, data in self.messages:
+            if event == "execution_error":
+                return data
+        return None
+
+    def describe_error(self) -> str:
+        if self.validation_error:
+            return _format_validation(self.validation_error)
+        err = self.error
+        if err:
+            return (f"node {err.get('node_id')} ({err.get('node_type')}): "
+                    f"{err.get('exception_message', '').strip()}")
+        return "failed without an error message"
+
+
+class Engine:
+    """One booted ComfyUI per process (ComfyUI keeps global state: boot it once)."""
+
+    _booted: "Engine | None" = None
+
+    def __init__(self, comfy_dir: Path | None = None, output_dir: Path | None = None,
+                 input_dir: Path | None = None, models_dir: Path | None = None):
+        if Engine._booted is not None:
+            raise RuntimeError("ComfyUI is already booted in this process; reuse Engine.get()")
+        self.comfy_dir = Path(comfy_dir or default_comfy_dir()).resolve()
+        self._boot(output_dir, input_dir, models_dir)
+        Engine._booted = self
+
+    @classmethod
+    def get(cls, **kwargs) -> "Engine":
+        return cls._booted or cls(**kwargs)
+
+    def _boot(self, output_dir, input_dir, models_dir) -> None:
+        comfy = str(self.comfy_dir)
+        repo = str(REPO)
+        sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != repo]
+        sys.path.insert(0, comfy)
+        os.chdir(comfy)
+        sys.argv = [sys.argv[0]]
+        from comfy.cli_args import args  # before anything imports comfy.model_management
+
+        args.cpu = args.cpu or not _has_accelerator()
+        args.disable_api_nodes = True
+        import utils.extra_config  # noqa: F401  (before `nodes`, which shadows `utils`)
+        import utils.install_util  # noqa: F401
+        import folder_paths
+
+        if output_dir:
+            folder_paths.set_output_directory(str(output_dir))
+        if input_dir:
+            folder_paths.set_input_directory(str(input_dir))
+        if models_dir:
+            _use_models_dir(folder_paths, Path(models_dir))
+        import execution
+        import hook_breaker_ac10a0
+        import nodes
+        import server
+
+        self.stub = _ServerStub()
+        if hasattr(server, "PromptServer"):
+            server.PromptServer.instance = self.stub
+        try:  # ComfyUI >= 0.30 looks this up on the server instance
+            import app.node_replace_manager as nrm
+            self.stub.node_replace_manager = nrm.NodeReplaceManager()
+        except ImportError:
+            pass
+        hook_breaker_ac10a0.save_functions()
+        asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+        hook_breaker_ac10a0.restore_functions()
+        self.nodes = nodes
+        self.folder_paths = folder_paths
+        self.execution = execution
+        self.node_types = set(nodes.NODE_CLASS_MAPPINGS)
+        self.executor = execution.PromptExecutor(
+            self.stub, cache_type=execution.CacheType.NONE,
+            cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
+
+    def run(self, prompt: dict, prompt_id: str | None = None) -> RunResult:
+        prompt_id = prompt_id or uuid.uuid4().hex
+        valid = asyncio.run(self.execution.validate_prompt(prompt_id, prompt, None))
+        if not valid[0]:
+            return RunResult(prompt_id, False, validation_error={"error": valid[1],
+                                                                   "node_errors": valid[3]})
+        self.stub.messages.clear()
+        self.executor.execute(prompt, prompt_id, {"client_id": None}, valid[2])
+        return RunResult(prompt_id, bool(self.executor.success),
+                         outputs=dict(self.executor.history_result.get("outputs", {})),
+                         messages=[(m[0], m[1]) for m in self.executor.status_messages])
+
+
+def _has_accelerator() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def _use_models_dir(folder_paths, models_dir: Path) -> None:
+    """Point every model folder at models_dir/<name> (tests and runs with their own models)."""
+    folder_paths.models_dir = str(models_dir)
+    for name, (paths, exts) in list(folder_paths.folder_names_and_paths.items()):
+        if name == "custom_nodes":
+            continue
+        folder_paths.folder_names_and_paths[name] = ([str(models_dir / name)], exts)
+
+
+def _format_validation(err: dict) -> str:
+    parts = [str(err.get("error", {}).get("message", err.get("error")))]
+    for node_id, info in (err.get("node_errors") or {}).items():
+        for e in info.get("errors", []):
+            parts.append(f"node {node_id} ({info.get('class_type')}): {e.get('message')}: "
+                         f"{e.get('details')}")
+    return "; ".join(parts)

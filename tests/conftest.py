@@ -1,0 +1,32 @@
+"""Shared test set-up.
+
+The repo root is never put on sys.path: ComfyUI has top-level modules `nodes` and `utils`
+that the pack's own folders would shadow. The library is imported as top-level `gan_models`
+straight from its folder (as `python -m gan_models` sees it); ComfyUI loads the pack itself
+from custom_nodes/, as in a real install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
+
+
+def _import_library() -> None:
+    if "gan_models" in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(
+        "gan_models", REPO / "gan_models" / "__init__.py",
+        submodule_search_locations=[str(REPO / "gan_models")])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gan_models"] = module
+    spec.loader.exec_module(module)
+
+
+_import_library()
+if str(SCRIPTS) not in sys.path:
+    sys.path.append(str(SCRIPTS))  # comfy_engine, run_workflow: no names that clash with ComfyUI
