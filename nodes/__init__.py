@@ -1,4 +1,8 @@
-"""ComfyUI nodes: thin V3 adapters over the gan_models library."""
+"""ComfyUI nodes: thin V3 adapters over the gan_models library.
+
+Each module groups the nodes of one job and lists them in its NODES; add a new module to
+NODE_MODULES to register its nodes.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ import os
 import folder_paths
 from comfy_api.v0_0_2 import ComfyExtension, io
 
-from .condition import ClassCondition
-from .load import MODEL_FOLDER, LoadGANModel, SaveGANModel
-from .sample import GenerateImages, SampleLatents
+from . import condition, load, sample
 
-NODES: list[type[io.ComfyNode]] = [
-    LoadGANModel, SaveGANModel, SampleLatents, ClassCondition, GenerateImages,
-]
+NODE_MODULES = (load, sample, condition)
+MODEL_FOLDER = load.MODEL_FOLDER
+
+
+def all_nodes() -> list[type[io.ComfyNode]]:
+    return [node for module in NODE_MODULES for node in module.NODES]
 
 
 def register_model_folders() -> None:
@@ -21,10 +26,10 @@ def register_model_folders() -> None:
     default = os.path.join(folder_paths.models_dir, MODEL_FOLDER)
     os.makedirs(default, exist_ok=True)
     folder_paths.add_model_folder_path(MODEL_FOLDER, default, is_default=True)
-    paths, exts = folder_paths.folder_names_and_paths[MODEL_FOLDER]
+    _paths, exts = folder_paths.folder_names_and_paths[MODEL_FOLDER]
     exts.update({".safetensors", ".pkl", ".pt", ".pth"})
 
 
 class GanStudioExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return list(NODES)
+        return all_nodes()

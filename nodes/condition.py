@@ -74,3 +74,6 @@ class ClassCondition(io.ComfyNode):
         else:
             raise NodeError(f"Class Condition: unknown mode {mode!r}")
         return io.NodeOutput(latents.with_labels(labels))
+
+
+NODES = [ClassCondition]

@@ -85,3 +85,6 @@ class SaveGANModel(io.ComfyNode):
         relative = path.relative_to(root).as_posix()
         log.info("GAN Studio: saved %s", path)
         return io.NodeOutput(relative, ui={"text": [relative]})
+
+
+NODES = [LoadGANModel, SaveGANModel]

@@ -107,3 +107,6 @@ class GenerateImages(io.ComfyNode):
 def auto_chunk_size(resolution: int) -> int:
     """64 images at 256 px and below, fewer as the pixel count grows (4 at 1024 px)."""
     return max(1, min(64, (64 * 256 * 256) // (resolution * resolution)))
+
+
+NODES = [SampleLatents, GenerateImages]

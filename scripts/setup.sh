@@ -104,5 +104,7 @@ link=$COMFY/custom_nodes/gan-studio
 if [ ! -e "$link" ]; then
   ln -s "$ROOT" "$link"
 fi
+mkdir -p "$ROOT/.comfyui"
+mkdir -p "$ROOT/.comfyui"
 echo "$COMFY" > "$ROOT/.comfyui/current"
 log "ready: python=$VENV/bin/python comfyui=$COMFY"
