@@ -229,6 +229,15 @@ def generate_in_chunks(model: GenerativeModel, batch: LatentBatch, chunk_size: i
     return torch.cat(out)
 
 
+def ensure_output_fits(count: int, resolution: int, free_bytes: int) -> None:
+    """Refuse a batch whose float32 IMAGE output would take over half the free memory."""
+    need = count * resolution * resolution * 3 * 4
+    if need > 0.5 * free_bytes:
+        raise GanStudioError(
+            f"{count} images of {resolution}x{resolution} need {need / 2**30:.1f} GiB, more "
+            f"than half the free memory ({free_bytes / 2**30:.1f} GiB); use a smaller batch")
+
+
 def to_unit_hwc(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] `[B, C, H, W]` -> 0..1 `[B, H, W, 3]` float32 (gray repeated, alpha dropped)."""
     images = images.float().clamp(-1, 1).add(1).mul(0.5)

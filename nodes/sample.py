@@ -6,7 +6,7 @@ import comfy.model_management as mm
 import torch
 from comfy_api.v0_0_2 import io
 
-from ..gan_models import generate_in_chunks
+from ..gan_models.model import ensure_output_fits, generate_in_chunks
 from ..gan_models.latents import MAX_SEED, SEED_MODES
 from .common import (CATEGORY, MAX_BATCH, GanLatent, GanModel, NodeError, Progress,
                      expect_latents, expect_model, place_for_inference, to_output_device,
@@ -88,13 +88,7 @@ class GenerateImages(io.ComfyNode):
         latents = expect_latents(latents, "Generate Images")
         model.check_latents(latents)
         res = model.resolution
-        out_bytes = len(latents) * res * res * 3 * 4
-        free = mm.get_free_memory(torch.device("cpu"))
-        if out_bytes > 0.5 * free:
-            raise NodeError(
-                f"Generate Images: {len(latents)} images of {res}x{res} need "
-                f"{out_bytes / 2**30:.1f} GiB, more than half the free memory "
-                f"({free / 2**30:.1f} GiB); use a smaller batch")
+        ensure_output_fits(len(latents), res, mm.get_free_memory(torch.device("cpu")))
         chunk = chunk_size or auto_chunk_size(res)
         activation = chunk * res * res * 64 * 4  # rough per-chunk working memory
         place_for_inference(model, activation)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # engine_prompts, helpers
 from helpers import save_tiny  # noqa: E402
 
 SHAPE_CLASSES = ["circle", "square", "triangle"]
