@@ -80,18 +80,19 @@ class Engine:
     _booted: "Engine | None" = None
 
     def __init__(self, comfy_dir: Path | None = None, output_dir: Path | None = None,
-                 input_dir: Path | None = None, models_dir: Path | None = None):
+                 input_dir: Path | None = None, models_dir: Path | None = None,
+                 cache: bool = False):
         if Engine._booted is not None:
             raise RuntimeError("ComfyUI is already booted in this process; reuse Engine.get()")
         self.comfy_dir = Path(comfy_dir or default_comfy_dir()).resolve()
-        self._boot(output_dir, input_dir, models_dir)
+        self._boot(output_dir, input_dir, models_dir, cache)
         Engine._booted = self
 
     @classmethod
     def get(cls, **kwargs) -> "Engine":
         return cls._booted or cls(**kwargs)
 
-    def _boot(self, output_dir, input_dir, models_dir) -> None:
+    def _boot(self, output_dir, input_dir, models_dir, cache) -> None:
         comfy = str(self.comfy_dir)
         repo = str(REPO)
         sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != repo]
@@ -132,18 +133,23 @@ class Engine:
         self.folder_paths = folder_paths
         self.execution = execution
         self.node_types = set(nodes.NODE_CLASS_MAPPINGS)
+        # cache=False re-executes every node each run (tests want that); cache=True keeps
+        # outputs of unchanged nodes between runs, as a server does.
+        cache_type = execution.CacheType.CLASSIC if cache else execution.CacheType.NONE
         self.executor = execution.PromptExecutor(
-            self.stub, cache_type=execution.CacheType.NONE,
-            cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
+            self.stub, cache_type=cache_type, cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
 
-    def run(self, prompt: dict, prompt_id: str | None = None) -> RunResult:
+    def run(self, prompt: dict, prompt_id: str | None = None,
+            outputs: list[str] | None = None) -> RunResult:
+        """Validate and execute a prompt. outputs: node ids to execute up to (default: the
+        prompt's output nodes), e.g. to time a non-output node without file I/O."""
         prompt_id = prompt_id or uuid.uuid4().hex
         valid = asyncio.run(self.execution.validate_prompt(prompt_id, prompt, None))
         if not valid[0]:
             return RunResult(prompt_id, False, validation_error={"error": valid[1],
                                                                    "node_errors": valid[3]})
         self.stub.messages.clear()
-        self.executor.execute(prompt, prompt_id, {"client_id": None}, valid[2])
+        self.executor.execute(prompt, prompt_id, {"client_id": None}, outputs or valid[2])
         return RunResult(prompt_id, bool(self.executor.success),
                          outputs=dict(self.executor.history_result.get("outputs", {})),
                          messages=[(m[0], m[1]) for m in self.executor.status_messages])

@@ -99,6 +99,32 @@ class Discriminator(nn.Module):
         return logits
 
 
+@torch.no_grad()
+def calibrate_batchnorm(generator: Generator, n: int = 64, seed: int = 0) -> None:
+    """Set BatchNorm running statistics from one batch of random latents (and classes).
+
+    A freshly initialised generator keeps the default running stats, so in eval mode its
+    images are almost flat grey; untrained demo and test models call this to draw
+    full-contrast images. Trained models never need it.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for m in generator.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: this one batch sets the statistics
+    z = torch.randn(n, generator.z_dim, generator=gen)
+    c = None
+    if generator.c_dim:
+        c = torch.eye(generator.c_dim)[torch.arange(n) % generator.c_dim]
+    was_training = generator.training
+    generator.train()
+    generator(z, c)
+    generator.train(was_training)
+    for m in generator.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.1
+
+
 def _init_weights(m: nn.Module) -> None:
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(m.weight, 0.0, 0.02)

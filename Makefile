@@ -1,0 +1,28 @@
+# The two commands the README promises:
+#   make demo   set up (if needed) and run the example workflow headless on the real engine
+#   make test   set up (if needed) and run the whole test suite
+# COMFYUI_DIR=/path/to/ComfyUI uses an existing ComfyUI instead of the pinned one.
+PY := .venv/bin/python
+DEMO_OUT ?= output/demo
+
+.PHONY: setup demo test lint bench workflows
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(PY) scripts/make_demo_model.py
+	$(PY) scripts/run_workflow.py workflows/api/sample_grid.json --out $(DEMO_OUT)
+
+test: setup
+	$(PY) scripts/make_demo_model.py
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+
+bench: setup
+	$(PY) bench/bench_generate.py
+
+workflows: setup
+	$(PY) scripts/build_workflows.py

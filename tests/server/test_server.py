@@ -1,0 +1,81 @@
+"""The pack inside a real ComfyUI server: start-up, /object_info, example workflows over HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.server
+REPO = Path(__file__).resolve().parents[2]
+API_WORKFLOWS = sorted((REPO / "workflows" / "api").glob("*.json"))
+
+
+def test_startup_log_shows_pack_imported_without_error(server):
+    log = server.log_text()
+    lines = [line for line in log.splitlines() if "gan-studio" in line]
+    assert any(re.search(r"\d+\.\d seconds: .*custom_nodes.gan-studio", line) for line in lines), log[-3000:]
+    assert not any("IMPORT FAILED" in line or "Cannot import" in line for line in lines), lines
+    assert "Error while calling comfy_entrypoint" not in log
+
+
+def test_object_info_lists_every_node_with_tooltips(server):
+    info = server.get("/object_info")
+    ours = {name: spec for name, spec in info.items() if name.startswith("GANStudio")}
+    assert {"GANStudioLoadModel", "GANStudioSaveModel", "GANStudioSampleLatents",
+            "GANStudioClassCondition", "GANStudioGenerate"} <= set(ours)
+    for name, spec in ours.items():
+        assert spec["description"], f"{name} has no description"
+        assert spec["category"].startswith("GAN Studio/"), name
+        assert spec["display_name"] and not spec["display_name"].startswith("GANStudio"), name
+        for group in ("required", "optional"):
+            for input_name, entry in spec["input"].get(group, {}).items():
+                options = entry[1] if len(entry) > 1 else {}
+                assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
+
+
+def test_loader_dropdown_lists_shipped_and_user_models(server):
+    options = server.get("/object_info/GANStudioLoadModel")["GANStudioLoadModel"]["input"]["required"]["ckpt_name"]
+    names = options[1]["options"] if options[0] == "COMBO" else options[0]
+    assert "gan_studio_demo.safetensors" in names and "tiny_cond.safetensors" in names
+
+
+@pytest.mark.parametrize("workflow", API_WORKFLOWS, ids=lambda p: p.stem)
+def test_example_workflow_runs_over_http(server, workflow):
+    prompt = json.loads(workflow.read_text())
+    entry = server.run(prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    images = [img for out in entry["outputs"].values() for img in out.get("images", [])]
+    assert images, "the workflow saved no image"
+    for img in images:
+        path = server.dirs["output"] / img["subfolder"] / img["filename"]
+        with Image.open(path) as im:
+            assert im.size[0] >= 32 and im.mode in ("RGB", "RGBA")
+
+
+def test_bad_prompt_reports_error_and_server_keeps_serving(server):
+    prompt = json.loads((REPO / "workflows" / "api" / "sample_grid.json").read_text())
+    loader = next(k for k, v in prompt.items() if v["class_type"] == "GANStudioLoadModel")
+    cond = json.loads(json.dumps(prompt))
+    cond[loader]["inputs"]["ckpt_name"] = "tiny_cond.safetensors"
+    sampler = next(k for k, v in cond.items() if v["class_type"] == "GANStudioSampleLatents")
+    generate = next(k for k, v in cond.items() if v["class_type"] == "GANStudioGenerate")
+    cond["99"] = {"class_type": "GANStudioClassCondition", "inputs": {
+        "model": [loader, 0], "latents": [sampler, 0], "classes": "hexagon", "mode": "mix"}}
+    cond[generate]["inputs"]["latents"] = ["99", 0]
+    entry = server.run(cond)
+    assert entry["status"]["status_str"] == "error"
+    errors = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
+    assert errors and errors[0]["node_type"] == "GANStudioClassCondition"
+    assert "Class Condition:" in errors[0]["exception_message"]
+    assert "hexagon" in errors[0]["exception_message"]
+    # invalid input values are refused at validation with HTTP 400 and node_errors
+    bad = json.loads(json.dumps(prompt))
+    bad[sampler]["inputs"]["batch_size"] = 0
+    code, answer = server.post_prompt(bad)
+    assert code == 400 and sampler in answer["node_errors"]
+    # and the next good prompt runs normally
+    assert server.run(prompt)["status"]["status_str"] == "success"
