@@ -9,7 +9,8 @@ and says what the model accepts and produces. Generator networks follow one cont
     w_dim, num_ws, mapping(z, c, truncation_psi=1, truncation_cutoff=None) -> [B, num_ws, w_dim]
     synthesis(ws, **kwargs) -> images
     optional, models that read images back (VAEs):
-    an "encoder" network: encode(images) -> (mean, logvar)
+    an "encoder" network: forward(images [B, C, H, W] in [-1, 1], c) -> (mean, logvar),
+    each [B, z_dim] (logvar may be None for deterministic encoders such as VQ-VAE's)
 """
 
 from __future__ import annotations
@@ -194,6 +195,27 @@ class GenerativeModel:
         else:
             ws = values
         return gen.synthesis(ws, **kwargs)
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor, labels: torch.Tensor | None = None,
+               sample: bool = False, seed: int = 0) -> LatentBatch:
+        """Images `[B, C, H, W]` in [-1, 1] -> z latents (the mean, or a seeded sample)."""
+        if not self.can_encode:
+            raise CapabilityError(f"model {self.describe()} cannot encode images (no encoder)")
+        if self.num_classes and labels is None:
+            raise GanStudioError(f"model {self.describe()} is class-conditional: give the "
+                                 "images' classes to encode them")
+        device = self.device
+        mean, logvar = self.networks["encoder"](images.to(device), None if labels is None
+                                                else labels.to(device))
+        z = mean
+        if sample and logvar is not None:
+            gen = torch.Generator().manual_seed(seed)
+            eps = torch.randn(mean.shape, generator=gen).to(device)
+            z = mean + eps * torch.exp(0.5 * logvar)
+        return LatentBatch(values=z.float().cpu(), space="z",
+                           labels=None if labels is None else labels.float().cpu(),
+                           model_id=self.model_id)
 
     def _labels_for(self, batch: LatentBatch, device) -> torch.Tensor | None:
         if self.num_classes == 0:
