@@ -15,8 +15,11 @@ demo: setup
 	$(PY) scripts/run_workflow.py workflows/api/sample_grid.json --out $(DEMO_OUT)
 
 test: setup
+	COMFYUI_VERSION=0.30.0 bash scripts/setup.sh
 	$(PY) scripts/make_demo_model.py
 	$(PY) -m pytest
+	@echo "== engine and server tests again on ComfyUI 0.30.0 =="
+	COMFYUI_VERSION=0.30.0 $(PY) -m pytest tests/engine tests/server
 
 lint: setup
 	$(PY) -m ruff check .

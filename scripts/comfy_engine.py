@@ -19,9 +19,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def default_comfy_dir() -> Path:
-    """COMFYUI_DIR if set, else the pinned engine made by scripts/setup.sh."""
+    """COMFYUI_DIR if set; else the pinned engine COMFYUI_VERSION (set up by scripts/setup.sh);
+    else the default pinned engine."""
     if os.environ.get("COMFYUI_DIR"):
         return Path(os.environ["COMFYUI_DIR"]).resolve()
+    if os.environ.get("COMFYUI_VERSION"):
+        path = REPO / ".comfyui" / f"ComfyUI-{os.environ['COMFYUI_VERSION']}"
+        if not (path / "main.py").is_file():
+            raise RuntimeError(f"no ComfyUI at {path}: run COMFYUI_VERSION="
+                               f"{os.environ['COMFYUI_VERSION']} scripts/setup.sh")
+        return path
     current = REPO / ".comfyui" / "current"
     if current.is_file():
         return Path(current.read_text().strip())

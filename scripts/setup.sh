@@ -93,7 +93,12 @@ fi
 engine_stamp=$VENV/.engine-deps-$(basename "$COMFY")
 if [ ! -f "$engine_stamp" ]; then
   log "installing the engine's requirements (minus torch, torchvision, torchaudio)"
-  grep -viE '^\s*(torch|torchvision|torchaudio)\s*([<>=!~;#].*)?$' "$COMFY/requirements.txt" > "$VENV/engine-requirements.txt"
+  skip='torch|torchvision|torchaudio'
+  if [ "$COMFYUI_VERSION" != "0.3.75" ] && [ -z "${COMFYUI_DIR:-}" ]; then
+    # The second engine shares the venv and runs headless: keep the default engine's frontend.
+    skip="$skip|comfyui-frontend-package|comfyui-workflow-templates|comfyui-embedded-docs"
+  fi
+  grep -viE "^\s*($skip)\s*([<>=!~;#].*)?\$" "$COMFY/requirements.txt" > "$VENV/engine-requirements.txt"
   $PIP install -r "$VENV/engine-requirements.txt" requests
   touch "$engine_stamp"
 fi
@@ -106,5 +111,7 @@ if [ ! -e "$link" ]; then
 fi
 mkdir -p "$ROOT/.comfyui"
 mkdir -p "$ROOT/.comfyui"
-echo "$COMFY" > "$ROOT/.comfyui/current"
+if [ "$COMFYUI_VERSION" = "0.3.75" ] || [ -n "${COMFYUI_DIR:-}" ]; then
+  echo "$COMFY" > "$ROOT/.comfyui/current"  # the engine tests and the runner use by default
+fi
 log "ready: python=$VENV/bin/python comfyui=$COMFY"

@@ -9,6 +9,7 @@ from custom_nodes/, as in a real install.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,18 @@ def _import_library() -> None:
     spec.loader.exec_module(module)
 
 
+def _torchaudio_shim() -> None:
+    """ComfyUI 0.30.0 imports torchaudio at module level; stand in for it when missing."""
+    try:
+        import torchaudio  # noqa: F401
+    except ImportError:
+        shims = str(Path(__file__).resolve().parent / "shims")
+        sys.path.append(shims)
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (os.environ.get("PYTHONPATH"), shims) if p)  # for server subprocesses
+
+
 _import_library()
+_torchaudio_shim()
 if str(SCRIPTS) not in sys.path:
     sys.path.append(str(SCRIPTS))  # comfy_engine, run_workflow: no names that clash with ComfyUI
