@@ -15,11 +15,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DEMO_MODEL = "gan_studio_demo.safetensors"
-DEMO_MODELS = [{"name": DEMO_MODEL, "directory": "gan"}]
 
 
 def sample_grid(wf) -> None:
-    model = wf.add("GANStudioLoadModel", ckpt_name=DEMO_MODEL, models=DEMO_MODELS)
+    model = wf.add("GANStudioLoadModel", ckpt_name=DEMO_MODEL)
     latents = wf.add("GANStudioSampleLatents", model=model.out(), seed=0, batch_size=16)
     images = wf.add("GANStudioGenerate", model=model.out(), latents=latents.out())
     bigger = wf.add("ImageScaleBy", image=images.out(), upscale_method="nearest-exact", scale_by=2.0)
@@ -31,7 +30,7 @@ def sample_grid(wf) -> None:
 
 
 def class_grid(wf) -> None:
-    model = wf.add("GANStudioLoadModel", ckpt_name=DEMO_MODEL, models=DEMO_MODELS)
+    model = wf.add("GANStudioLoadModel", ckpt_name=DEMO_MODEL)
     latents = wf.add("GANStudioSampleLatents", model=model.out(), seed=7, batch_size=8)
     cond = wf.add("GANStudioClassCondition", model=model.out(), latents=latents.out(),
                   classes="0, 1, 2, 3", mode="cycle")

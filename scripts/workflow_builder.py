@@ -105,8 +105,8 @@ class Workflow:
             height = 60 + 26 * (len(node["widgets_values"]) + max(len(node["inputs"]),
                                                                    len(node["outputs"])))
             node["size"] = [320, height]
-            y = rows.get(ref.depth, 80)
-            node["pos"] = [40 + ref.depth * COLUMN_WIDTH, y]
+            y = rows.get(ref.depth, 140)
+            node["pos"] = [100 + ref.depth * COLUMN_WIDTH, y]
             rows[ref.depth] = y + height + ROW_GAP
         for order, node in enumerate(sorted(self.nodes, key=lambda n: n["pos"][0])):
             node["order"] = order
@@ -116,7 +116,7 @@ class Workflow:
         nodes = [dict(n) for n in self.nodes]
         next_id = len(nodes) + 1
         for text, near in self.notes:
-            x = 40 if near is None else self.nodes[near.id - 1]["pos"][0]
+            x = 100 if near is None else self.nodes[near.id - 1]["pos"][0]
             bottom = max((n["pos"][1] + n["size"][1] for n in nodes
                           if n["pos"][0] == x), default=0)
             nodes.append({"id": next_id, "type": "MarkdownNote", "pos": [x, bottom + ROW_GAP],

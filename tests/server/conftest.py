@@ -1,109 +1,19 @@
-"""A real ComfyUI server (main.py --cpu) on a loopback port, for the whole session."""
+"""One real ComfyUI server (headless, no frontend) for the whole test session."""
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
-REPO = HERE.parent.parent
-
-
-class Server:
-    def __init__(self, url: str, log: Path, dirs: dict):
-        self.url, self.log, self.dirs = url, log, dirs
-
-    def get(self, path: str):
-        with urllib.request.urlopen(self.url + path, timeout=30) as resp:
-            return json.loads(resp.read())
-
-    def post_prompt(self, prompt: dict) -> tuple[int, dict]:
-        body = json.dumps({"prompt": prompt, "client_id": "gan-studio-tests"}).encode()
-        req = urllib.request.Request(self.url + "/prompt", data=body,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-    def wait(self, prompt_id: str, timeout: float = 300) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            history = self.get(f"/history/{prompt_id}")
-            entry = history.get(prompt_id)
-            if entry and entry.get("status", {}).get("completed") is not None:
-                return entry
-            time.sleep(0.2)
-        raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout} s")
-
-    def run(self, prompt: dict) -> dict:
-        code, answer = self.post_prompt(prompt)
-        assert code == 200, answer
-        return self.wait(answer["prompt_id"])
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path[:0] = [str(HERE.parent)]
+from comfy_server import start_server, stop_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    from comfy_engine import default_comfy_dir
-
-    comfy = default_comfy_dir()
-    root = tmp_path_factory.mktemp("server")
-    dirs = {n: root / n for n in ("output", "input", "models", "frontend", "user")}
-    for d in dirs.values():
-        d.mkdir()
-    (dirs["models"] / "gan").mkdir()
-    from helpers import save_tiny
-
-    save_tiny(dirs["models"] / "gan", "tiny_cond.safetensors", num_classes=3,
-              class_names=["circle", "square", "triangle"])
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_demo_model.py")], check=True)
-    extra = root / "extra_model_paths.yaml"
-    extra.write_text(f"gan_studio_tests:\n  base_path: {dirs['models']}\n  gan: gan\n")
-    port = _free_port()
-    log = root / "server.log"
-    cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-           "--disable-auto-launch", "--disable-api-nodes", "--front-end-root", str(dirs["frontend"]),
-           "--output-directory", str(dirs["output"]), "--input-directory", str(dirs["input"]),
-           "--user-directory", str(dirs["user"]), "--extra-model-paths-config", str(extra)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=comfy, stdout=out, stderr=subprocess.STDOUT, env=env)
-    srv = Server(f"http://127.0.0.1:{port}", log, dirs)
-    deadline = time.monotonic() + 180
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ComfyUI exited during start-up:\n{srv.log_text()[-4000:]}")
-        try:
-            srv.get("/system_stats")
-            break
-        except (urllib.error.URLError, ConnectionError, OSError):
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"ComfyUI did not start:\n{srv.log_text()[-4000:]}") from None
-            time.sleep(0.5)
+    srv = start_server(tmp_path_factory.mktemp("server"))
     yield srv
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(srv)
