@@ -26,6 +26,8 @@ class LatentBatch:
     values: z `[B, z_dim]`, w `[B, w_dim]` or w+ `[B, num_ws, w_dim]` (float32, CPU).
     labels: per-sample class weights `[B, num_classes]` (one-hot, or a mix that sums to 1).
     truncation_psi: pull toward the average latent, applied when the batch is synthesized.
+    truncation_cutoff: style models: apply psi only to the first N style layers (None = all).
+    view: StyleGAN3 view (translate_x, translate_y, rotate_degrees) applied at synthesis.
     """
 
     values: torch.Tensor
@@ -34,6 +36,8 @@ class LatentBatch:
     seeds: tuple[int, ...] | None = None
     model_id: str | None = None
     truncation_psi: float = 1.0
+    truncation_cutoff: int | None = None
+    view: tuple[float, float, float] | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):

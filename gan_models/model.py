@@ -16,6 +16,7 @@ and says what the model accepts and produces. Generator networks follow one cont
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -88,6 +89,11 @@ class GenerativeModel:
         return "encoder" in self.networks
 
     @property
+    def can_transform(self) -> bool:
+        """StyleGAN3-style generators take a view transform (translate/rotate) at synthesis."""
+        return hasattr(self.generator, "view_transform")
+
+    @property
     def conditioning(self) -> str:
         return "class" if self.num_classes > 0 else "none"
 
@@ -101,7 +107,7 @@ class GenerativeModel:
             "channels": self.channels, "z_dim": self.z_dim, "w_dim": self.w_dim,
             "num_ws": self.num_ws, "num_classes": self.num_classes,
             "class_names": self.class_names, "conditioning": self.conditioning,
-            "can_encode": self.can_encode,
+            "can_encode": self.can_encode, "can_transform": self.can_transform,
         }
 
     # --- placement --------------------------------------------------------------------
@@ -177,24 +183,51 @@ class GenerativeModel:
                 f"labels have {batch.labels.shape[1]} classes, model has {self.num_classes}")
 
     @torch.no_grad()
-    def synthesize(self, batch: LatentBatch, **kwargs) -> torch.Tensor:
-        """Images `[B, C, H, W]` in [-1, 1] on the model's device."""
+    def synthesize(self, batch: LatentBatch, noise_mode: str = "const") -> torch.Tensor:
+        """Images `[B, C, H, W]` in [-1, 1] on the model's device.
+
+        noise_mode (style models with per-pixel noise): const (reproducible), random, none.
+        """
         self.check_latents(batch)
-        device = self.device
-        values = batch.values.to(device)
-        labels = self._labels_for(batch, device)
-        gen = self.generator
-        psi = batch.truncation_psi
         if not self.has_mapping:
-            return gen(values * psi, labels)
+            labels = self._labels_for(batch, self.device)
+            return self.generator(batch.values.to(self.device) * batch.truncation_psi, labels)
+        options = {"noise_mode": noise_mode}
+        if batch.view is not None:
+            if not self.can_transform:
+                raise CapabilityError(
+                    f"model {self.describe()} cannot translate or rotate its output "
+                    "(only StyleGAN3 models can)")
+            tx, ty, angle = batch.view
+            options["transform"] = self.generator.view_transform((tx, ty), angle).to(self.device)
+        return self.generator.synthesis(self.to_wplus(batch), **options)
+
+    @torch.no_grad()
+    def to_wplus(self, batch: LatentBatch) -> torch.Tensor:
+        """Per-layer styles `[B, num_ws, w_dim]` on the model's device (z mapped with the
+        batch's truncation; w broadcast to every layer)."""
+        if not self.has_mapping:
+            raise CapabilityError(f"model {self.describe()} has no style (W) space")
+        self.check_latents(batch)
+        values = batch.values.to(self.device)
         if batch.space == "z":
-            ws = gen.mapping(values, labels, truncation_psi=psi,
-                             truncation_cutoff=kwargs.pop("truncation_cutoff", None))
-        elif batch.space == "w":
-            ws = values.unsqueeze(1).repeat(1, self.num_ws, 1)
+            return self.generator.mapping(values, self._labels_for(batch, self.device),
+                                          truncation_psi=batch.truncation_psi,
+                                          truncation_cutoff=batch.truncation_cutoff)
+        if batch.space == "w":
+            return values.unsqueeze(1).repeat(1, self.num_ws, 1)
+        return values
+
+    def mapped(self, batch: LatentBatch) -> LatentBatch:
+        """The batch in W (or W+ when a truncation cutoff makes layers differ), truncation
+        already applied, so it can be interpolated, mixed and edited in style space."""
+        ws = self.to_wplus(batch).float().cpu()
+        if batch.space == "z" and batch.truncation_cutoff is None:
+            values, space = ws[:, 0], "w"
         else:
-            ws = values
-        return gen.synthesis(ws, **kwargs)
+            values, space = ws, "w+"
+        return replace(batch, values=values, space=space, truncation_psi=1.0,
+                       truncation_cutoff=None)
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor, labels: torch.Tensor | None = None,
@@ -231,7 +264,7 @@ class GenerativeModel:
 
 def generate_in_chunks(model: GenerativeModel, batch: LatentBatch, chunk_size: int,
                        on_chunk: Callable[[int, torch.Tensor], None] | None = None,
-                       **kwargs) -> torch.Tensor:
+                       noise_mode: str = "const") -> torch.Tensor:
     """Synthesize a batch chunk by chunk; returns `[B, H, W, C]` float32 0..1 on the CPU.
 
     on_chunk(done, images_of_chunk) is called after each chunk (progress, previews,
@@ -243,7 +276,7 @@ def generate_in_chunks(model: GenerativeModel, batch: LatentBatch, chunk_size: i
     done = 0
     for start in range(0, len(batch), chunk_size):
         chunk = batch.select(slice(start, start + chunk_size))
-        images = to_unit_hwc(model.synthesize(chunk, **kwargs)).cpu()
+        images = to_unit_hwc(model.synthesize(chunk, noise_mode=noise_mode)).cpu()
         out.append(images)
         done += len(chunk)
         if on_chunk is not None:

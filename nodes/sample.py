@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import comfy.model_management as mm
 import torch
 from comfy_api.v0_0_2 import io
@@ -39,6 +41,14 @@ class SampleLatents(io.ComfyNode):
                 io.Combo.Input("seed_mode", options=list(SEED_MODES), default="torch",
                                tooltip="torch: CPU torch generator. nvlabs: numpy RandomState"
                                        "(seed).randn as NVlabs gen_images.py (seed mod 2^32)."),
+                io.Combo.Input("space", options=["z", "w"], default="z", optional=True,
+                               tooltip="z: the input noise (any model). w: StyleGAN's style "
+                                       "space, mapped now with the truncation (w+ when a "
+                                       "truncation_cutoff is set); best for interpolating "
+                                       "and editing StyleGAN."),
+                io.Int.Input("truncation_cutoff", default=0, min=0, max=64, optional=True,
+                             tooltip="StyleGAN: apply truncation only to the first N style "
+                                     "layers (coarse features); 0 = all layers."),
             ],
             outputs=[GanLatent.Output(display_name="latents",
                                       tooltip="Latents with their seeds and (for conditional "
@@ -48,15 +58,25 @@ class SampleLatents(io.ComfyNode):
     @classmethod
     @user_errors("Sample Latents")
     def execute(cls, model, seed, batch_size, truncation_psi, truncate_normal,
-                seed_mode) -> io.NodeOutput:
+                seed_mode, space="z", truncation_cutoff=0) -> io.NodeOutput:
         model = expect_model(model, "Sample Latents")
         if not 1 <= batch_size <= MAX_BATCH:
             raise NodeError(f"Sample Latents: batch_size must be 1..{MAX_BATCH}, got {batch_size}")
         if 0 < truncate_normal < 0.1:
             raise NodeError("Sample Latents: truncate_normal below 0.1 would redraw almost "
                             "every value; use 0 (off) or at least 0.1")
-        return io.NodeOutput(model.sample_latents(seed, batch_size, truncation_psi,
-                                                  truncate_normal, seed_mode))
+        batch = model.sample_latents(seed, batch_size, truncation_psi, truncate_normal, seed_mode)
+        if truncation_cutoff:
+            if not model.has_mapping:
+                raise NodeError(f"Sample Latents: truncation_cutoff needs a style-based model; "
+                                f"{model.describe()} has none (set it to 0)")
+            batch = replace(batch, truncation_cutoff=truncation_cutoff)
+        if space != "z":
+            if not model.has_mapping:
+                raise NodeError(f"Sample Latents: {model.describe()} has no W space; use z")
+            place_for_inference(model)
+            batch = model.mapped(batch)
+        return io.NodeOutput(batch)
 
 
 class GenerateImages(io.ComfyNode):
@@ -76,6 +96,11 @@ class GenerateImages(io.ComfyNode):
                 io.Int.Input("chunk_size", default=0, min=0, max=MAX_BATCH,
                              tooltip="Images generated at once. 0 = automatic from the "
                                      "resolution; lower it if memory runs out."),
+                io.Combo.Input("noise_mode", options=list(NOISE_MODES), default="const",
+                               optional=True,
+                               tooltip="StyleGAN2 per-pixel noise: const = the model's fixed "
+                                       "noise (reproducible), random = fresh noise each run, "
+                                       "none = no noise. Other models ignore it."),
             ],
             outputs=[io.Image.Output(display_name="images",
                                      tooltip="IMAGE batch [B,H,W,3], values 0..1.")],
@@ -83,7 +108,7 @@ class GenerateImages(io.ComfyNode):
 
     @classmethod
     @user_errors("Generate Images")
-    def execute(cls, model, latents, chunk_size) -> io.NodeOutput:
+    def execute(cls, model, latents, chunk_size, noise_mode="const") -> io.NodeOutput:
         model = expect_model(model, "Generate Images")
         latents = expect_latents(latents, "Generate Images")
         model.check_latents(latents)
@@ -93,9 +118,12 @@ class GenerateImages(io.ComfyNode):
         activation = chunk * res * res * 64 * 4  # rough per-chunk working memory
         place_for_inference(model, activation)
         progress = Progress(len(latents))
-        images = generate_in_chunks(model, latents, chunk,
+        images = generate_in_chunks(model, latents, chunk, noise_mode=noise_mode,
                                     on_chunk=lambda done, imgs: progress.update(done, imgs))
         return io.NodeOutput(to_output_device(images))
+
+
+NOISE_MODES = ("const", "random", "none")
 
 
 def auto_chunk_size(resolution: int) -> int:

@@ -41,7 +41,26 @@ def class_grid(wf) -> None:
             "with weights such as `0:0.5, 3:0.5`.", near=cond)
 
 
-WORKFLOWS = {"sample_grid": sample_grid, "class_grid": class_grid}
+def looping_animation(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=DEMO_MODEL)
+    path = wf.add("GANStudioKeyframePath", model=model.out(), seeds="1, 5, 42, 7",
+                  frames_per_segment=24, interpolation="spline", easing="constant speed",
+                  loop=True, truncation_psi=0.8, seconds=0.0, fps=24.0)
+    images = wf.add("GANStudioGenerate", model=model.out(), latents=path.out())
+    wf.add("SaveAnimatedWEBP", images=images.out(), filename_prefix="gan_studio/loop", fps=24.0,
+           lossless=True, quality=90, method="default")
+    wf.note("**Looping animation.** The path visits the images of the seeds in `seeds` (each "
+            "seed is the image Sample Latents draws for it) and returns to the first, so the "
+            "clip loops seamlessly. `frames_per_segment` x number of seeds = frames; or set "
+            "`seconds` (with `fps`) for a fixed length. `spline` + `constant speed` gives the "
+            "smoothest, evenly paced motion; `linear` easing puts every keyframe on an exact "
+            "frame, `ease-in-out` pauses at each one. Keep the fps of **Save Animated WEBP** "
+            "equal to the path's fps. For a random journey instead of chosen seeds, swap the "
+            "path for **Latent Walk**.", near=path)
+
+
+WORKFLOWS = {"sample_grid": sample_grid, "class_grid": class_grid,
+             "looping_animation": looping_animation}
 
 
 def main() -> int:

@@ -27,3 +27,25 @@ def save_tiny(folder: Path, name: str, **kwargs) -> Path:
     path = Path(folder) / name
     gan_models.save_model(tiny_dcgan(**kwargs), path)
     return path
+
+
+TINY_SG2 = {"z_dim": 16, "c_dim": 0, "w_dim": 16, "img_resolution": 32, "img_channels": 3,
+            "mapping_kwargs": {"num_layers": 2}, "channel_base": 256, "channel_max": 32}
+TINY_SG3 = {"z_dim": 8, "c_dim": 0, "w_dim": 8, "img_resolution": 32, "img_channels": 3,
+            "mapping_kwargs": {"num_layers": 2}, "channel_base": 256, "channel_max": 32,
+            "num_layers": 4, "num_critical": 2, "margin_size": 2}
+
+
+def tiny_style_model(family: str = "stylegan2", num_classes: int = 0, seed: int = 0):
+    """A random-init StyleGAN2/3 generator small enough for engine tests (32 px)."""
+    import torch
+
+    torch.manual_seed(seed)
+    base = TINY_SG2 if family == "stylegan2" else TINY_SG3
+    config = {"generator": {**base, "c_dim": num_classes}, "discriminator": None}
+    model = gan_models.GenerativeModel.create(family, config)
+    with torch.no_grad():  # noise strengths start at 0; make noise modes visibly differ
+        for name, p in model.generator.named_parameters():
+            if name.endswith("noise_strength"):
+                p.fill_(0.5)
+    return model

@@ -44,8 +44,12 @@ def _is_torch_zip(path: Path) -> bool:
 
 def safetensors_metadata(path: str | Path) -> dict[str, str]:
     """The `__metadata__` of a safetensors file, read from its header alone."""
+    size = Path(path).stat().st_size
     with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
+        head = f.read(8)
+        (n,) = struct.unpack("<Q", head) if len(head) == 8 else (0,)
+        if not 2 <= n <= size - 8:
+            raise CheckpointError(f"{Path(path).name} is not a safetensors file (bad header)")
         try:
             header = json.loads(f.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
