@@ -28,4 +28,6 @@ bench: setup
 	$(PY) bench/bench_generate.py
 
 workflows: setup
-	$(PY) scripts/build_workflows.py
+	$(PY) scripts/make_demo_model.py
+	$(PY) scripts/build_workflows.py --thumbnails
+	$(PY) scripts/node_reference.py

@@ -13,7 +13,9 @@ import sys
 from .errors import GanStudioError
 
 COMMANDS = {
+    "convert": "Convert an NVlabs .pkl or rosinality .pt checkpoint to .safetensors.",
     "generate": "Generate images from a checkpoint and a seed range.",
+    "train": "Train a GAN on a folder of images (resumable; multi-GPU with torchrun).",
 }
 
 

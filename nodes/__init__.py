@@ -7,14 +7,16 @@ NODE_MODULES to register its nodes.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import folder_paths
 from comfy_api.v0_0_2 import ComfyExtension, io
 
-from . import condition, load, sample
+from . import condition, interpolate, latent_batch, latent_io, load, sample, style, train, vae
 
-NODE_MODULES = (load, sample, condition)
+NODE_MODULES = (load, sample, condition, style, interpolate, latent_batch, latent_io, train, vae)
 MODEL_FOLDER = load.MODEL_FOLDER
+PACK_MODELS = Path(__file__).resolve().parent.parent / "models"  # models shipped with the pack
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:
@@ -22,10 +24,13 @@ def all_nodes() -> list[type[io.ComfyNode]]:
 
 
 def register_model_folders() -> None:
-    """Make ComfyUI/models/gan (and any extra_model_paths 'gan' entries) a model folder."""
+    """Register ComfyUI/models/gan (first) and the pack's own models/gan as model folders."""
     default = os.path.join(folder_paths.models_dir, MODEL_FOLDER)
     os.makedirs(default, exist_ok=True)
     folder_paths.add_model_folder_path(MODEL_FOLDER, default, is_default=True)
+    shipped = PACK_MODELS / MODEL_FOLDER
+    if shipped.is_dir():  # listed after the user's folder: their files win on a name clash
+        folder_paths.add_model_folder_path(MODEL_FOLDER, str(shipped))
     _paths, exts = folder_paths.folder_names_and_paths[MODEL_FOLDER]
     exts.update({".safetensors", ".pkl", ".pt", ".pth"})
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TARGET = HERE.parent / "docs" / "nodes.md"
+FILE_SUFFIXES = {".safetensors", ".pkl", ".pt", ".pth", ".png", ".jpg", ".jpeg", ".webp"}
 
 
 def render(object_info: dict) -> str:
@@ -40,7 +41,10 @@ def _node(name: str, info: dict) -> list[str]:
             options = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
             if isinstance(kind, list) or kind == "COMBO":
                 choices = kind if isinstance(kind, list) else options.get("options", [])
-                kind = "choice" if len(choices) > 12 or not choices else " / ".join(map(str, choices))
+                if not choices or any(Path(str(c)).suffix in FILE_SUFFIXES for c in choices):
+                    kind = "file"  # lists of files depend on the install: never inline them
+                else:
+                    kind = " / ".join(map(str, choices))
             default = options.get("default", "")
             optional = " (optional)" if group == "optional" else ""
             rows.append(f"| `{input_name}`{optional} | {kind} | {_cell(default)} | "

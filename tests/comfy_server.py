@@ -73,6 +73,9 @@ def start_server(root: Path, frontend: bool = False) -> Server:
     save_tiny(dirs["models"] / "gan", "tiny_cond.safetensors", num_classes=3,
               class_names=["circle", "square", "triangle"])
     subprocess.run([sys.executable, str(REPO / "scripts" / "make_demo_model.py")], check=True)
+    from gan_models.training.shapes import write_shapes_folder
+
+    write_shapes_folder(dirs["input"] / "gan_studio_shapes", per_class=16, size=32)
     settings = dirs["user"] / "default" / "comfy.settings.json"
     settings.parent.mkdir(parents=True)
     # a returning user: no first-run template browser over the canvas

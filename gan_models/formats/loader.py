@@ -16,16 +16,21 @@ def load_model(path: str | Path, device: str = "cpu") -> GenerativeModel:
     if kind == detect.SAFETENSORS:
         model = load_native(path)
     elif kind == detect.PICKLE:
-        raise CheckpointError(
-            f"{path.name} is a Python pickle (e.g. an NVlabs StyleGAN network pickle). "
-            "Pickles are only read through a safe importer, and this version has none for "
-            "this file; it was not opened.")
+        # Imported lazily: the importers are only needed for foreign files.
+        from .rosinality import is_legacy_torch_save, load_rosinality
+
+        if is_legacy_torch_save(path):  # torch.save before 1.6 wrote a raw pickle stream
+            model = load_rosinality(path)
+        else:
+            from .nvlabs import load_nvlabs_pickle
+
+            model = load_nvlabs_pickle(path)
     elif kind == detect.TORCH_ZIP:
-        raise CheckpointError(
-            f"{path.name} is a torch.save checkpoint (e.g. rosinality .pt); this version "
-            "cannot import it yet; it was not opened.")
+        from .rosinality import load_rosinality
+
+        model = load_rosinality(path)
     else:
         raise CheckpointError(
             f"{path.name} is not a checkpoint format GAN Studio recognises "
-            "(expected .safetensors from GAN Studio, an NVlabs .pkl or a torch .pt)")
+            "(expected .safetensors from GAN Studio, an NVlabs .pkl or a rosinality .pt)")
     return model.to(device)

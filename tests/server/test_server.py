@@ -46,9 +46,13 @@ def test_loader_dropdown_lists_shipped_and_user_models(server):
 @pytest.mark.parametrize("workflow", API_WORKFLOWS, ids=lambda p: p.stem)
 def test_example_workflow_runs_over_http(server, workflow):
     prompt = json.loads(workflow.read_text())
+    for node in prompt.values():  # training workflows: a few steps prove the plumbing here
+        if node["class_type"] == "GANStudioTrainSteps":
+            node["inputs"]["steps"] = 5
     entry = server.run(prompt)
     assert entry["status"]["status_str"] == "success", entry["status"]
-    images = [img for out in entry["outputs"].values() for img in out.get("images", [])]
+    images = [img for out in entry["outputs"].values() for img in out.get("images", [])
+              if img.get("type") == "output"]  # previews go to the temp folder
     assert images, "the workflow saved no image"
     for img in images:
         path = server.dirs["output"] / img["subfolder"] / img["filename"]

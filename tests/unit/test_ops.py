@@ -8,8 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan_models.ops import (activation_gain, bias_act, downsample2d, filter2d, setup_filter,
-                            upfirdn2d, upsample2d)
+from gan_models.ops import (
+    activation_gain,
+    bias_act,
+    conv2d_resample,
+    downsample2d,
+    filter2d,
+    setup_filter,
+    upfirdn2d,
+    upsample2d,
+)
 
 
 def reference_upfirdn2d(x, f, up=(1, 1), down=(1, 1), pad=(0, 0, 0, 0), flip=False, gain=1.0):
@@ -190,3 +198,36 @@ def test_bias_act_gradients():
     b = torch.randn(3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, b: bias_act(x, b, act="lrelu", clamp=1.5),
                                     (x, b))
+
+
+def reference_conv2d_resample(x, w, f, up, down, padding, groups, flip_weight):
+    """Zero-insert, pad once, dense conv, FIR, subsample: every step spelled out (float64)."""
+    fw = f.shape[-1]
+    p0 = p1 = padding
+    if up > 1:
+        p0, p1 = p0 + (fw + up - 1) // 2, p1 + (fw - up) // 2
+    if down > 1:
+        p0, p1 = p0 + (fw - down + 1) // 2, p1 + (fw - down) // 2
+    x = reference_upfirdn2d(x, torch.ones(1, 1), (up, up), (1, 1), (p0, p1, p0, p1))
+    kernel = w.double() if flip_weight else w.double().flip([2, 3])
+    x = F.conv2d(x, kernel, groups=groups)
+    if up > 1 or down > 1:
+        x = reference_upfirdn2d(x, f, gain=up * up)
+    return x[:, :, ::down, ::down]
+
+
+@pytest.mark.parametrize("k,up,down,groups,flip_weight", [
+    (3, 1, 1, 1, True), (3, 2, 1, 1, False), (3, 2, 1, 2, True), (3, 1, 2, 1, True),
+    (3, 1, 2, 2, False), (1, 2, 1, 1, True), (1, 1, 2, 1, True), (1, 1, 1, 2, True),
+])
+def test_conv2d_resample_matches_reference(k, up, down, groups, flip_weight):
+    torch.manual_seed(4)
+    x = torch.randn(2, 4, 8, 8, dtype=torch.float64)
+    w = torch.randn(6, 4 // groups, k, k, dtype=torch.float64)
+    b = torch.randn(6, dtype=torch.float64)
+    f = setup_filter([1, 3, 3, 1]).double()
+    got = conv2d_resample(x, w, f, up=up, down=down, padding=k // 2, groups=groups,
+                          flip_weight=flip_weight, bias=b)
+    want = reference_conv2d_resample(x, w, f, up, down, k // 2, groups, flip_weight)
+    assert got.shape == want.shape == (2, 6, 8 * up // down, 8 * up // down)
+    torch.testing.assert_close(got, want + b[None, :, None, None])

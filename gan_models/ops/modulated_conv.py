@@ -1,0 +1,91 @@
+"""Style-modulated convolution (StyleGAN2 weight modulation/demodulation).
+
+Two equivalent ways to run it; `fused_modconv=None` picks per call:
+- fused: build a weight per sample (weight * style * demod). With one sample this is a
+  single plain convolution; with more it is one grouped convolution (groups = batch).
+- plain: scale the input channels by the styles, convolve with the shared weight, scale
+  the output channels by the demodulation coefficients. One big batched convolution and
+  no per-sample weights; the default for batches > 1.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .conv2d_resample import conv2d_resample
+
+
+def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """`[B, O]` 1 / ||weight * style|| per sample and output channel (at least float32).
+
+    sum_{i,k} (w[o,i,k] s[b,i])^2 = s[b]^2 . sum_k w[o,:,k]^2: a small matmul instead of
+    materialising the `[B, O, I, kh, kw]` modulated weights.
+    """
+    dtype = torch.promote_types(torch.promote_types(weight.dtype, styles.dtype), torch.float32)
+    wsq = weight.to(dtype).square().sum(dim=[2, 3])               # [O, I]
+    return (styles.to(dtype).square() @ wsq.t() + 1e-8).rsqrt()   # [B, O]
+
+
+def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
+                     noise: torch.Tensor | None = None, up: int = 1, down: int = 1,
+                     padding=0, resample_filter: torch.Tensor | None = None,
+                     demodulate: bool = True, flip_weight: bool = True,
+                     fused_modconv: bool | None = None, bias: torch.Tensor | None = None,
+                     gain: float = 1.0) -> torch.Tensor:
+    """gain * (conv(x, weight modulated by styles [and demodulated]) + noise + bias).
+
+    x `[B, I, H, W]`, weight `[O, I, kh, kw]`, styles `[B, I]`; noise broadcasts to the
+    output (`[B, 1, H, W]` or `[H, W]`), bias is `[O]`. up/down/padding/resample_filter/
+    flip_weight as in `conv2d_resample`. The gain is folded into the weights or the
+    demodulation, which saves a pass over the activations.
+    """
+    batch = x.shape[0]
+    out_ch, in_ch, kh, kw = weight.shape
+    if styles.shape != (batch, in_ch):
+        raise ValueError(f"styles {tuple(styles.shape)} do not fit input {tuple(x.shape)}")
+    if x.dtype == torch.float16 and demodulate:
+        # Pre-normalise so fp16 cannot overflow; demodulation cancels the scale.
+        weight = weight * (1 / (in_ch * kh * kw) ** 0.5
+                           / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    if fused_modconv is None:
+        fused_modconv = batch == 1
+    scale = demod_coefficients(weight, styles) * gain if demodulate else None  # [B, O]
+    grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, weight, styles, noise, bias))
+
+    if fused_modconv:
+        coef = styles[:, None, :]                                   # [B, 1, I]
+        coef = coef * (scale[:, :, None] if scale is not None else gain)  # [B, O|1, I]
+        if batch == 1:
+            w = weight * coef[0, :, :, None, None]
+            x = conv2d_resample(x, w.to(x.dtype), resample_filter, up=up, down=down,
+                                padding=padding, flip_weight=flip_weight,
+                                bias=None if bias is None else bias * gain)
+        else:
+            w = (weight[None] * coef[:, :, :, None, None]).reshape(-1, in_ch, kh, kw)
+            x = x.reshape(1, batch * in_ch, *x.shape[2:])
+            bias_all = None if bias is None else (bias * gain).repeat(batch)
+            x = conv2d_resample(x, w.to(x.dtype), resample_filter, up=up, down=down,
+                                padding=padding, groups=batch, flip_weight=flip_weight,
+                                bias=bias_all)
+            x = x.reshape(batch, out_ch, *x.shape[2:])
+    else:
+        x = x * styles.to(x.dtype)[:, :, None, None]
+        x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, down=down,
+                            padding=padding, flip_weight=flip_weight)
+        mul = scale.to(x.dtype)[:, :, None, None] if scale is not None else gain  # [B,O,1,1]
+        add = None if bias is None else (bias * gain).to(x.dtype)[None, :, None, None]
+        if not torch.is_tensor(mul) and mul == 1:
+            if add is not None:
+                x = x + add if grad else x.add_(add)
+        elif grad:
+            x = x * mul if add is None else torch.addcmul(add, x, mul)
+        elif add is None:
+            x.mul_(mul)
+        else:
+            torch.addcmul(add, x, mul, out=x)
+    if noise is not None:
+        noise = (noise * gain).to(x.dtype)
+        x = x + noise if grad else x.add_(noise)
+    return x

@@ -1,0 +1,177 @@
+"""Training nodes in the real engine: Training Dataset -> GAN Trainer -> Train Steps x2 ->
+Sample Latents -> Generate Images -> SaveImage, plus cancel-saves-a-checkpoint and the
+no-mutation rule that ComfyUI's output cache relies on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import gan_models
+from gan_models.training import read_state
+from gan_models.training.shapes import write_shapes_folder
+
+pytestmark = pytest.mark.engine
+REPO = Path(__file__).resolve().parents[2]
+SHAPES = "gan_studio_shapes"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: more threads only add contention
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def shapes_input(engine_dirs):
+    """The procedural dataset the workflow names, inside ComfyUI's input folder."""
+    return write_shapes_folder(engine_dirs["input"] / SHAPES, per_class=6, size=32)
+
+
+def trainer_inputs(**overrides) -> dict:
+    inputs = {"dataset": ["1", 0], "recipe": "cdcgan", "resolution": 0, "batch_size": 8,
+              "lr_g": 0.0005, "lr_d": 0.0005, "beta1": 0.5, "beta2": 0.999, "loss": "ns",
+              "diffaugment": "translation", "width": 8, "seed": 11}
+    return {**inputs, **overrides}
+
+
+def train_prompt(step_plan: list[int], prefix: str) -> dict:
+    """Dataset -> Trainer -> Train Steps (one node per entry of step_plan) -> outputs."""
+    prompt = {
+        "1": {"class_type": "GANStudioTrainingDataset", "inputs": {
+            "folder": SHAPES, "resolution": 32, "fit": "crop", "xflip": True,
+            "background": "#ffffff"}},
+        "2": {"class_type": "GANStudioTrainer", "inputs": trainer_inputs()},
+    }
+    source = ["2", 0]
+    for i, steps in enumerate(step_plan):
+        node = str(10 + i)
+        prompt[node] = {"class_type": "GANStudioTrainSteps", "inputs": {
+            "trainer": source, "steps": steps, "preview_every": 2}}
+        source = [node, 0]
+    last = source[0]
+    prompt.update({
+        "20": {"class_type": "GANStudioSampleLatents", "inputs": {
+            "model": [last, 1], "seed": 0, "batch_size": 4, "truncation_psi": 1.0,
+            "truncate_normal": 0.0, "seed_mode": "torch"}},
+        "21": {"class_type": "GANStudioGenerate", "inputs": {
+            "model": [last, 1], "latents": ["20", 0], "chunk_size": 0}},
+        "22": {"class_type": "SaveImage", "inputs": {"images": ["21", 0],
+                                                     "filename_prefix": f"{prefix}/gen"}},
+        "23": {"class_type": "SaveImage", "inputs": {"images": [last, 3],
+                                                     "filename_prefix": f"{prefix}/curve"}},
+        "24": {"class_type": "GANStudioSaveModel", "inputs": {
+            "model": [last, 1], "filename_prefix": f"{prefix}/model",
+            "include_discriminator": True}},
+    })
+    return prompt
+
+
+def saved_model(engine, engine_dirs, result) -> Path:
+    name = result.outputs["24"]["text"][0]
+    return engine_dirs["models"] / "gan" / name
+
+
+def test_chained_train_steps_continue_one_run_and_feed_generation(engine, engine_dirs,
+                                                                  shapes_input):
+    chained = engine.run(train_prompt([3, 2], "gs_train_chain"))
+    assert chained.success, chained.describe_error()
+    assert len(chained.outputs["22"]["images"]) == 4
+    assert len(chained.outputs["23"]["images"]) == 1
+    assert len(chained.outputs["11"]["images"]) == 1  # Train Steps previews its grid
+
+    model = gan_models.load_model(saved_model(engine, engine_dirs, chained))
+    assert model.metadata["provenance"]["steps"] == 5
+    assert model.class_names == ["circle", "square", "triangle"]
+
+    # 3 steps then 2 more equal 5 steps in one go: chaining continues the same state.
+    straight = engine.run(train_prompt([5], "gs_train_straight"))
+    assert straight.success, straight.describe_error()
+    a = load_file(saved_model(engine, engine_dirs, chained))
+    b = load_file(saved_model(engine, engine_dirs, straight))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_gallery_workflow_runs(engine, shapes_input):
+    prompt = json.loads((REPO / "workflows" / "api" / "train_from_folder.json").read_text())
+    for node in prompt.values():  # the same graph, made small enough for a test
+        inputs = node["inputs"]
+        if node["class_type"] == "GANStudioTrainingDataset":
+            inputs["resolution"] = 32
+        elif node["class_type"] == "GANStudioTrainer":
+            inputs.update(width=8, batch_size=8)
+        elif node["class_type"] == "GANStudioTrainSteps":
+            inputs.update(steps=2, preview_every=1)
+        elif node["class_type"] == "GANStudioSaveModel":
+            inputs["filename_prefix"] = "gs_gallery/trained"
+    result = engine.run(prompt)
+    assert result.success, result.describe_error()
+
+
+def node_class(engine, node_id):
+    return engine.nodes.NODE_CLASS_MAPPINGS[node_id]
+
+
+def make_trainer(engine, shapes_input):
+    dataset = node_class(engine, "GANStudioTrainingDataset").execute(
+        SHAPES, 32, "crop", False, "#ffffff").result[0]
+    trainer_inputs_ = {k: v for k, v in trainer_inputs(recipe="dcgan").items() if k != "dataset"}
+    return node_class(engine, "GANStudioTrainer").execute(dataset, **trainer_inputs_).result[0]
+
+
+def test_train_steps_never_changes_its_input(engine, shapes_input):
+    trainer = make_trainer(engine, shapes_input)
+    steps_node = node_class(engine, "GANStudioTrainSteps")
+    with torch.inference_mode():  # as the executor calls nodes
+        first = steps_node.execute(trainer, 2, 0).result
+        again = steps_node.execute(trainer, 2, 0).result  # e.g. a re-run after a cache hit
+    assert trainer.step == 0 and first[0].step == 2 and again[0].step == 2
+    assert first[0] is not trainer
+    a, _ = first[0].state_dict(include_rng=False)
+    b, _ = again[0].state_dict(include_rng=False)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(first[2], again[2]) and first[2].shape[-1] == 3
+
+
+def test_cancel_saves_a_checkpoint_then_stops(engine, engine_dirs, shapes_input):
+    import comfy.model_management as mm
+
+    trainer = make_trainer(engine, shapes_input)
+    steps_node = node_class(engine, "GANStudioTrainSteps")
+    mm.interrupt_current_processing(True)
+    try:
+        with pytest.raises(mm.InterruptProcessingException), torch.inference_mode():
+            steps_node.execute(trainer, 50, 0)
+    finally:
+        mm.interrupt_current_processing(False)
+    folder = engine_dirs["output"] / "gan_studio_training" / trainer.run_name / "snapshots"
+    pointer = json.loads((folder / "latest.json").read_text())
+    assert pointer["step"] == 1  # the cancel is noticed after the first step
+    _tensors, meta = read_state(folder / pointer["state"])
+    assert meta["step"] == 1 and meta["recipe"] == "dcgan"
+    assert trainer.step == 0
+
+
+def test_dataset_errors_name_the_node(engine, engine_dirs):
+    (engine_dirs["input"] / "gs_empty").mkdir(exist_ok=True)
+    prompt = {
+        "1": {"class_type": "GANStudioTrainingDataset", "inputs": {
+            "folder": "gs_empty", "resolution": 32, "fit": "crop", "xflip": False,
+            "background": "#ffffff"}},
+        "2": {"class_type": "GANStudioTrainer", "inputs": trainer_inputs()},
+        "3": {"class_type": "GANStudioTrainSteps", "inputs": {
+            "trainer": ["2", 0], "steps": 1, "preview_every": 0}},
+    }
+    result = engine.run(prompt)
+    assert not result.success
+    assert "Training Dataset: no images found" in result.describe_error()
+    prompt["1"]["inputs"]["folder"] = SHAPES
+    prompt["1"]["inputs"]["background"] = "not-a-colour"
+    result = engine.run(prompt)
+    assert "cannot read colour" in result.describe_error()
