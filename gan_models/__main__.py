@@ -16,6 +16,7 @@ COMMANDS = {
     "convert": "Convert an NVlabs .pkl or rosinality .pt checkpoint to .safetensors.",
     "generate": "Generate images from a checkpoint and a seed range.",
     "train": "Train a GAN on a folder of images (resumable; multi-GPU with torchrun).",
+    "evaluate": "Measure a checkpoint against real images: Fréchet distance, KID, class accuracy.",
 }
 
 

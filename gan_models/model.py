@@ -16,8 +16,8 @@ and says what the model accepts and produces. Generator networks follow one cont
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import torch
 from torch import nn
@@ -232,21 +232,25 @@ class GenerativeModel:
     @torch.no_grad()
     def encode(self, images: torch.Tensor, labels: torch.Tensor | None = None,
                sample: bool = False, seed: int = 0) -> LatentBatch:
-        """Images `[B, C, H, W]` in [-1, 1] -> z latents (the mean, or a seeded sample)."""
+        """Images `[B, C, H, W]` in [-1, 1] -> z latents: the encoder's mean, or a sample whose
+        noise for image i comes from seed + i. Deterministic encoders (VQ-VAE) give one latent."""
         if not self.can_encode:
-            raise CapabilityError(f"model {self.describe()} cannot encode images (no encoder)")
+            raise CapabilityError(f"model {self.describe()} cannot encode images (it has no "
+                                  "encoder); use a VAE or VQ-VAE")
         if self.num_classes and labels is None:
             raise GanStudioError(f"model {self.describe()} is class-conditional: give the "
                                  "images' classes to encode them")
+        if tuple(images.shape[1:]) != (self.channels, self.resolution, self.resolution):
+            raise GanStudioError(f"images of shape {tuple(images.shape[1:])} do not fit "
+                                 f"{self.describe()} ({self.channels} channels)")
         device = self.device
-        mean, logvar = self.networks["encoder"](images.to(device), None if labels is None
-                                                else labels.to(device))
-        z = mean
+        mean, logvar = self.networks["encoder"](
+            images.to(device), None if labels is None else labels.to(device))
+        z = mean.float()
         if sample and logvar is not None:
-            gen = torch.Generator().manual_seed(seed)
-            eps = torch.randn(mean.shape, generator=gen).to(device)
-            z = mean + eps * torch.exp(0.5 * logvar)
-        return LatentBatch(values=z.float().cpu(), space="z",
+            eps = seeded_normal(seed, len(images), z.shape[1]).to(device)
+            z = z + eps * torch.exp(0.5 * logvar.float())
+        return LatentBatch(values=z.cpu(), space="z",
                            labels=None if labels is None else labels.float().cpu(),
                            model_id=self.model_id)
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .errors import CapabilityError, GanStudioError
-from .latents import LatentBatch, one_hot_weights, seeded_normal
+from .errors import GanStudioError
+from .latents import LatentBatch, one_hot_weights
 from .model import GenerativeModel, to_unit_hwc
 
 SIZE_MODES = ("crop", "pad", "stretch", "refuse")
@@ -168,29 +168,13 @@ def encode_images(model: GenerativeModel, x: torch.Tensor, labels: torch.Tensor 
     """Model inputs `[B, C, R, R]` in [-1, 1] -> z latents on the CPU: the encoder's mean, or
     a sample whose noise for image i comes from seed + i (independent of chunking).
     Deterministic encoders (VQ-VAE) always give their one latent."""
-    if not model.can_encode:
-        raise CapabilityError(f"model {model.describe()} cannot encode images (it has no "
-                              "encoder); use a VAE or VQ-VAE")
-    if model.num_classes and labels is None:
-        raise GanStudioError(f"model {model.describe()} is class-conditional: give the images' "
-                             "classes to encode them")
-    if tuple(x.shape[1:]) != (model.channels, model.resolution, model.resolution):
-        raise GanStudioError(f"images of shape {tuple(x.shape[1:])} do not fit "
-                             f"{model.describe()} ({model.channels} channels)")
-    encoder, device = model.networks["encoder"], model.device
-    out = []
+    parts = []
     for start in range(0, x.shape[0], chunk_size):
-        chunk = x[start:start + chunk_size].to(device)
-        c = None if labels is None else labels[start:start + chunk_size].to(device)
-        mean, logvar = encoder(chunk, c)
-        z = mean.float()
-        if sample and logvar is not None:
-            eps = seeded_normal(seed + start, len(chunk), z.shape[1]).to(device)
-            z = z + eps * torch.exp(0.5 * logvar.float())
-        out.append(z.cpu())
+        c = None if labels is None else labels[start:start + chunk_size]
+        parts.append(model.encode(x[start:start + chunk_size], c, sample, seed + start).values)
         if on_chunk is not None:
-            on_chunk(start + len(chunk))
-    return LatentBatch(values=torch.cat(out), space="z",
+            on_chunk(start + len(parts[-1]))
+    return LatentBatch(values=torch.cat(parts), space="z",
                        labels=None if labels is None else labels.float().cpu(),
                        model_id=model.model_id)
 

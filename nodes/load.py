@@ -22,12 +22,15 @@ class LoadGANModel(io.ComfyNode):
             node_id="GANStudioLoadModel",
             display_name="Load GAN Model",
             category=f"{CATEGORY}/load",
-            description="Loads a GAN or VAE checkpoint from ComfyUI/models/gan. Checkpoints are "
-                        "read as data only: no code inside a file is ever run.",
+            description="Loads a GAN or VAE checkpoint from ComfyUI/models/gan: GAN Studio "
+                        ".safetensors, NVlabs StyleGAN2-ADA / StyleGAN3 network pickles (.pkl) "
+                        "and rosinality stylegan2-pytorch checkpoints (.pt). Files are read as "
+                        "data only: no code inside a file is ever run.",
             inputs=[
                 io.Combo.Input("ckpt_name", options=folder_paths.get_filename_list(MODEL_FOLDER),
                                tooltip="Checkpoint file in ComfyUI/models/gan (GAN Studio "
-                                       ".safetensors)."),
+                                       ".safetensors, NVlabs .pkl or rosinality .pt; the "
+                                       "format is detected from the content)."),
             ],
             outputs=[GanModel.Output(display_name="model",
                                      tooltip="The loaded model, ready for sampling nodes.")],

@@ -1,4 +1,4 @@
-"""Training GANs inside a graph: a dataset, a trainer, and steps that can be chained.
+"""Training GANs and VAEs inside a graph: a dataset, a trainer, and steps that can be chained.
 
 GAN_TRAINER values are never changed after a node returns them: Train Steps trains a copy
 (weights, optimizer moments, EMA, history) and returns the copy. ComfyUI caches node outputs
@@ -33,6 +33,9 @@ from ..gan_models.training.augment import POLICIES
 from ..gan_models.training.datasets import IMAGE_EXTENSIONS, ImageDataset
 from ..gan_models.training.losses import LOSSES
 from ..gan_models.training.recipes import RECIPES, recipe_names
+from ..gan_models.training.run import parse_options, typed_options
+from ..gan_models.training.vae_recipes import autoencoder_recipes
+from ..gan_models.vae_losses import RECON_LOSSES
 from .common import (
     CATEGORY,
     GanModel,
@@ -50,6 +53,9 @@ CHECKPOINT_FOLDER = "gan_studio_training"
 NODE_OPTIONS = {"resolution", "base_channels", "loss", "lr_g", "lr_d", "beta1", "beta2",
                 "diffaugment"}
 AUGMENT_CHOICES = ["off", "color,translation,cutout", "translation,cutout", "translation"]
+OPTIONS_TOOLTIP = ("More recipe options, one key=value per line ({examples}). Options that "
+                   "have their own input above are set there; an unknown key lists the "
+                   "recipe's options.")
 log = logging.getLogger("gan_studio")
 
 
@@ -91,7 +97,7 @@ class TrainingDataset(io.ComfyNode):
                                         "Ignored when images are connected."),
                 io.Int.Input("resolution", default=64, min=8, max=1024, step=8,
                              tooltip="Size the images are resized to (square). DCGAN trains at "
-                                     "32, 64, 128 or 256."),
+                                     "32, 64, 128 or 256; VAEs at 16, 32, 64, 128 or 256."),
                 io.Combo.Input("fit", options=list(FIT_MODES), default="crop",
                                tooltip="Non-square images: crop = fill and cut the overhang, "
                                        "pad = fit inside on the background colour, stretch = "
@@ -109,7 +115,7 @@ class TrainingDataset(io.ComfyNode):
             ],
             outputs=[GanDataset.Output(display_name="dataset",
                                        tooltip="The decoded images (and classes) for GAN "
-                                               "Trainer.")],
+                                               "Trainer or VAE Trainer.")],
         )
 
     @classmethod
@@ -192,6 +198,10 @@ class GANTrainer(io.ComfyNode):
                 GanModel.Input("model", optional=True,
                                tooltip="Optional: start from this model (fine-tune). Its "
                                        "architecture (width, resolution, classes) is used."),
+                io.String.Input("options", default="", multiline=True, optional=True,
+                                tooltip=OPTIONS_TOOLTIP.format(
+                                    examples="e.g. gp_weight=5, ema_kimg=20, z_dim=64, "
+                                             "max_channels=256")),
             ],
             outputs=[GanTrainer.Output(display_name="trainer",
                                        tooltip="The untrained run, for Train Steps.")],
@@ -200,25 +210,120 @@ class GANTrainer(io.ComfyNode):
     @classmethod
     @user_errors("GAN Trainer")
     def execute(cls, dataset, recipe, resolution, batch_size, lr_g, lr_d, beta1, beta2, loss,
-                diffaugment, width, seed, model=None) -> io.NodeOutput:
-        if not isinstance(dataset, ImageDataset):
-            raise NodeError(f"GAN Trainer: expected a GAN_DATASET, got {type(dataset).__name__}")
-        options = {"resolution": resolution or dataset.resolution, "base_channels": width,
-                   "lr_g": lr_g, "lr_d": lr_d, "beta1": beta1, "beta2": beta2, "loss": loss,
+                diffaugment, width, seed, model=None, options="") -> io.NodeOutput:
+        widgets = {"base_channels": width, "lr_g": lr_g, "lr_d": lr_d, "beta1": beta1,
+                   "beta2": beta2, "loss": loss,
                    "diffaugment": "" if diffaugment == "off" else diffaugment}
-        init = None
-        if model is not None:
-            init = expect_model(model, "GAN Trainer")
-            if resolution and resolution != init.resolution:
-                raise NodeError(f"GAN Trainer: the model is {init.resolution}px; set resolution "
-                                f"to 0 or {init.resolution}")
-            options["resolution"] = init.resolution
-        run_name = f"{recipe}_{_safe(dataset.source) or 'images'}_{uuid.uuid4().hex[:6]}"
-        trainer = Trainer(make_recipe(recipe, options, dataset.num_classes), dataset,
-                          batch=batch_size, seed=seed, device=mm.unet_offload_device(),
-                          init_model=init, run_name=run_name)
-        log.info("GAN Studio: trainer %s", trainer.describe())
-        return io.NodeOutput(trainer)
+        return io.NodeOutput(make_trainer("GAN Trainer", dataset, recipe, resolution, widgets,
+                                          options, batch_size, seed, model))
+
+
+class VAETrainer(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        kinds = autoencoder_recipes()
+        return io.Schema(
+            node_id="GANStudioVAETrainer",
+            display_name="VAE Trainer",
+            category=f"{CATEGORY}/train",
+            description="Sets up a VAE training run: encoder, decoder (the generator) and their "
+                        "optimizer. Nothing is trained yet: connect Train Steps. Its model "
+                        "output encodes images (Encode Images) and decodes latents (Generate "
+                        "Images).",
+            inputs=[
+                GanDataset.Input("dataset", tooltip="Images from Training Dataset."),
+                io.Combo.Input("kind", options=kinds, default="vae",
+                               tooltip="vae: standard VAE. beta_vae: heavier KL term (beta 4) "
+                                       "for smoother, more disentangled latents. cvae: "
+                                       "class-conditional (needs class subfolders). vqvae: "
+                                       "discrete codebook latents, sharper reconstructions."),
+                io.Int.Input("resolution", default=0, min=0, max=256, step=8,
+                             tooltip="Training resolution (16, 32, 64, 128 or 256); 0 = the "
+                                     "dataset's. Another value resizes the dataset."),
+                io.Int.Input("batch_size", default=32, min=1, max=1024,
+                             tooltip="Images per step."),
+                io.Int.Input("z_dim", default=64, min=1, max=4096,
+                             tooltip="Latent size (vae, beta_vae, cvae). Not used by vqvae, "
+                                     "whose latent is a code map (code_dim, downsample in "
+                                     "options)."),
+                io.Float.Input("beta", default=0.0, min=0.0, max=1000.0, step=0.1,
+                               tooltip="Weight of the KL term; 0 = the kind's default (1; "
+                                       "beta_vae 4). Higher: a smoother latent space and better "
+                                       "samples, blurrier reconstructions. Not used by vqvae."),
+                io.Int.Input("kl_warmup_steps", default=2000, min=0, max=1_000_000,
+                             tooltip="Steps over which the KL weight ramps up from 0, so the "
+                                     "encoder learns to reconstruct before the latents are "
+                                     "pulled together. Not used by vqvae."),
+                io.Combo.Input("recon_loss", options=list(RECON_LOSSES), default="mse",
+                               tooltip="Reconstruction error: mse (squared, smooth) or l1 "
+                                       "(absolute, sharper edges)."),
+                io.Float.Input("lr", default=0.0, min=0.0, max=0.1, step=0.00001,
+                               round=0.000001,
+                               tooltip="Adam learning rate; 0 = the kind's default (0.001; "
+                                       "vqvae 0.0005)."),
+                io.Int.Input("width", default=32, min=4, max=512,
+                             tooltip="Network width (channels at full resolution). Smaller "
+                                     "trains faster, larger can learn more detail."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
+                             tooltip="Seed of the initial weights, data order and noise: the "
+                                     "same settings and seed train the same model."),
+                GanModel.Input("model", optional=True,
+                               tooltip="Optional: continue training this VAE (fine-tune). Its "
+                                       "architecture is used: z_dim, width and resolution "
+                                       "follow the model."),
+                io.String.Input("options", default="", multiline=True, optional=True,
+                                tooltip=OPTIONS_TOOLTIP.format(
+                                    examples="e.g. kl_schedule=cyclical, free_bits=0.5, "
+                                             "capacity_max=25, max_channels=128; vqvae: "
+                                             "codebook_size=512, commitment=0.25")),
+            ],
+            outputs=[GanTrainer.Output(display_name="trainer",
+                                       tooltip="The untrained run, for Train Steps.")],
+        )
+
+    @classmethod
+    @user_errors("VAE Trainer")
+    def execute(cls, dataset, kind, resolution, batch_size, z_dim, beta, kl_warmup_steps,
+                recon_loss, lr, width, seed, model=None, options="") -> io.NodeOutput:
+        if kind not in autoencoder_recipes():
+            raise NodeError(f"VAE Trainer: unknown kind {kind!r} (choose one of "
+                            f"{', '.join(autoencoder_recipes())})")
+        # None = the kind's default (the recipe drops None values).
+        widgets = {"z_dim": z_dim, "beta": beta or None, "kl_warmup_steps": kl_warmup_steps,
+                   "recon_loss": recon_loss, "lr": lr or None, "base_channels": width}
+        return io.NodeOutput(make_trainer("VAE Trainer", dataset, kind, resolution, widgets,
+                                          options, batch_size, seed, model))
+
+
+def make_trainer(node: str, dataset, recipe: str, resolution: int, widgets: dict, text: str,
+                 batch: int, seed: int, model) -> Trainer:
+    """A fresh run of `recipe` from a trainer node's inputs: its widgets (only those the recipe
+    has) plus the key=value lines of its options box."""
+    if not isinstance(dataset, ImageDataset):
+        raise NodeError(f"{node}: expected a GAN_DATASET, got {type(dataset).__name__}")
+    if recipe not in RECIPES:
+        raise NodeError(f"{node}: unknown recipe {recipe!r}")
+    known = {**RECIPES[recipe].COMMON, **RECIPES[recipe].DEFAULTS}
+    widgets = {k: v for k, v in widgets.items() if k in known}
+    extra = parse_options(text or "")
+    taken = sorted(set(extra) & (set(widgets) | {"resolution"}))
+    if taken:
+        raise NodeError(f"{node}: set {taken[0]} with its own input, not in options")
+    options = typed_options(recipe, {**widgets, **extra,
+                                     "resolution": resolution or dataset.resolution})
+    init = None
+    if model is not None:
+        init = expect_model(model, node)
+        if resolution and resolution != init.resolution:
+            raise NodeError(f"{node}: the model is {init.resolution}px; set resolution to 0 or "
+                            f"{init.resolution}")
+        options["resolution"] = init.resolution
+    run_name = f"{recipe}_{_safe(dataset.source) or 'images'}_{uuid.uuid4().hex[:6]}"
+    trainer = Trainer(make_recipe(recipe, options, dataset.num_classes), dataset,
+                      batch=batch, seed=seed, device=mm.unet_offload_device(),
+                      init_model=init, run_name=run_name)
+    log.info("GAN Studio: trainer %s", trainer.describe())
+    return trainer
 
 
 class TrainSteps(io.ComfyNode):
@@ -229,16 +334,19 @@ class TrainSteps(io.ComfyNode):
             display_name="Train Steps",
             category=f"{CATEGORY}/train",
             description="Trains for a number of steps and outputs the continued run, the "
-                        "current model (averaged generator), a sample grid and a loss curve. "
-                        "Chain several to train in stages; cancelling saves a checkpoint to "
-                        f"output/{CHECKPOINT_FOLDER}/ first.",
+                        "current model (averaged generator; for a VAE encoder + decoder), a "
+                        "sample grid and a loss curve; VAE runs also preview training images "
+                        "next to their reconstructions. Chain several to train in stages; "
+                        f"cancelling saves a checkpoint to output/{CHECKPOINT_FOLDER}/ first.",
             is_output_node=True,
             inputs=[
-                GanTrainer.Input("trainer", tooltip="From GAN Trainer or another Train Steps "
-                                                    "(training continues where it stopped)."),
+                GanTrainer.Input("trainer", tooltip="From GAN Trainer, VAE Trainer or another "
+                                                    "Train Steps (training continues where it "
+                                                    "stopped)."),
                 io.Int.Input("steps", default=200, min=1, max=1_000_000,
                              tooltip="Training steps to run now (one step = one batch for D "
-                                     "and one for G)."),
+                                     "and one for G; for a VAE one batch through encoder "
+                                     "and decoder)."),
                 io.Int.Input("preview_every", default=25, min=0, max=100_000,
                              tooltip="Show a live sample grid every this many steps; 0 = "
                                      "only at the end."),
@@ -248,12 +356,14 @@ class TrainSteps(io.ComfyNode):
                                   tooltip="The run after these steps, to chain more steps."),
                 GanModel.Output(display_name="model",
                                 tooltip="The current model (averaged generator + "
-                                        "discriminator): sample it or save it."),
+                                        "discriminator; for a VAE encoder + decoder): sample, "
+                                        "encode or save it."),
                 io.Image.Output(display_name="samples",
                                 tooltip="A grid of fixed latents: the same images every time, "
                                         "so progress is easy to compare."),
                 io.Image.Output(display_name="loss_curve",
-                                tooltip="D and G losses and D accuracy over all steps so far."),
+                                tooltip="The losses (GAN: D, G and D accuracy) over all steps "
+                                        "so far."),
             ],
         )
 
@@ -268,15 +378,15 @@ class TrainSteps(io.ComfyNode):
         work = trainer.clone(device)
         progress = Progress(steps)
         done = 0
-        final: list[torch.Tensor] = []
+        final: dict[str, torch.Tensor] = {}
 
         def on_step(t: Trainer, _metrics: dict) -> None:
             nonlocal done
             done += 1
             preview = None
             if done == steps:  # the output grid doubles as the last preview
-                final.append(t.sample_grid()[None])
-                preview = final[0]
+                final.update(t.preview_grids())
+                preview = final["samples"][None]
             elif preview_every and done % preview_every == 0:
                 preview = t.sample_grid()[None]
             progress.update(done, preview)  # also where a cancel is noticed, between steps
@@ -290,9 +400,20 @@ class TrainSteps(io.ComfyNode):
             raise
         with grad_enabled():
             work.to(mm.unet_offload_device())  # rest on the offload device between runs
-        samples, curve = final[0], work.loss_curve()[None]
+        samples, curve = final["samples"][None], work.loss_curve()[None]
         return io.NodeOutput(work, work.export_model(), to_output_device(samples),
-                             to_output_device(curve), ui=ui.PreviewImage(samples, cls=cls))
+                             to_output_device(curve), ui=preview_images(cls, final.values()))
+
+
+def preview_images(cls, grids) -> ui.SavedImages:
+    """Show grids of different sizes on the node (the sample grid first): a batch could not
+    hold them, so each is saved as its own temporary image."""
+    results = []
+    for grid in grids:
+        results += ui.ImageSaveHelper.save_images(
+            grid[None], filename_prefix=f"GANStudio_temp_{uuid.uuid4().hex[:8]}",
+            folder_type=io.FolderType.temp, cls=cls, compress_level=1)
+    return ui.SavedImages(results)
 
 
 def save_checkpoint(trainer: Trainer) -> Path:
@@ -309,4 +430,4 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:40]
 
 
-NODES = [TrainingDataset, GANTrainer, TrainSteps]
+NODES = [TrainingDataset, GANTrainer, VAETrainer, TrainSteps]

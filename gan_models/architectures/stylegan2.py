@@ -177,26 +177,27 @@ class SynthesisLayer(nn.Module):
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
 
-    def forward(self, x, w, noise_mode="random", fused_modconv=None, gain=1):
+    def forward(self, x, w, noise_mode="random", fused_modconv=None, gain=1,
+                overwrite_input=False):
         if noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}")
         _check_shape(x, (None, self.in_channels, self.resolution // self.up,
                          self.resolution // self.up), "input")
         styles = self.affine(w)                                     # [B, in_channels]
-        noise = None
-        if self.use_noise and noise_mode == "random":
-            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution],
-                                device=x.device) * self.noise_strength
-        elif self.use_noise and noise_mode == "const":
-            noise = self.noise_const * self.noise_strength          # [H, W]
         act_gain = self.act_gain * gain
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         # For (leaky) ReLU the activation gain folds into the conv; else applied after it.
         pre_gain = act_gain if self.activation in _HOMOGENEOUS else 1.0
+        noise = None
+        if self.use_noise and noise_mode == "random":
+            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution],
+                                device=x.device) * (self.noise_strength * pre_gain)
+        elif self.use_noise and noise_mode == "const":
+            noise = self.noise_const * (self.noise_strength * pre_gain)  # [H, W]
         x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up,
                              padding=self.padding, resample_filter=self.resample_filter,
                              flip_weight=self.up == 1, fused_modconv=fused_modconv,
-                             bias=self.bias, gain=pre_gain)
+                             bias=self.bias, gain=pre_gain, overwrite_input=overwrite_input)
         return bias_act(x, act=self.activation, gain=act_gain / pre_gain, clamp=clamp,
                         inplace=_no_grad_for(x))
 
@@ -271,9 +272,11 @@ class SynthesisBlock(nn.Module):
         fmt = _memory_format(ws.device, self.channels_last and fp16)
         w_iter = iter(ws.unbind(dim=1))
         if self.in_channels == 0:
-            x = self.const.to(dtype=dtype)[None].expand(ws.shape[0], -1, -1, -1)
-            x = x.contiguous(memory_format=fmt)
-            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+            # A fresh copy (never a view of the parameter): conv1 may scale it in place.
+            x = torch.empty([ws.shape[0], *self.const.shape], dtype=dtype, device=ws.device,
+                            memory_format=fmt).copy_(self.const[None])
+            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv,
+                           overwrite_input=True, **layer_kwargs)
         else:
             _check_shape(x, (None, self.in_channels, self.resolution // 2,
                              self.resolution // 2), "block input")
@@ -282,11 +285,12 @@ class SynthesisBlock(nn.Module):
                 y = self.skip(x, gain=math.sqrt(0.5))
                 x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
                 x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv,
-                               gain=math.sqrt(0.5), **layer_kwargs)
+                               gain=math.sqrt(0.5), overwrite_input=True, **layer_kwargs)
                 x = y.add_(x) if _no_grad_for(x, y) else y + x
             else:
                 x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
-                x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+                x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv,
+                               overwrite_input=True, **layer_kwargs)
         if img is not None:
             img = upsample2d(img.contiguous(memory_format=fmt), self.resample_filter)
         if self.is_last or self.architecture == "skip":
@@ -413,7 +417,7 @@ class DiscriminatorBlock(nn.Module):
         device = (x if x is not None else img).device
         fp16 = self.use_fp16 and not force_fp32 and device.type == "cuda"
         dtype = torch.float16 if fp16 else torch.float32
-        fmt = torch.channels_last if self.channels_last and fp16 else torch.contiguous_format
+        fmt = _memory_format(device, self.channels_last and fp16)
         if x is not None:
             x = x.to(dtype=dtype, memory_format=fmt)
         if self.in_channels == 0 or self.architecture == "skip":

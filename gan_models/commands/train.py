@@ -1,7 +1,10 @@
 """python -m gan_models train --data DIR --recipe dcgan --kimg N --out RUN_DIR [--resume]
 
-Multi-GPU / multi-node: torchrun --nproc_per_node N -m gan_models train ... (the global
---batch is split across the processes; only rank 0 writes files).
+Any recipe option can be set with --option KEY=VALUE (repeatable), e.g.
+  --recipe vae --option beta=2 --option kl_warmup_steps=500 --option recon_loss=l1
+The common ones also have their own flags (--lr-g, --z-dim, ...). Multi-GPU / multi-node:
+torchrun --nproc_per_node N -m gan_models train ... (the global --batch is split across the
+processes; only rank 0 writes files).
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="image folder (class = subfolder name; images directly "
                                   "inside = unconditional); optional with --resume")
     p.add_argument("--out", required=True, help="run folder (snapshots, samples, metrics, model)")
-    p.add_argument("--recipe", choices=recipe_names(), default=None, help="default: dcgan")
+    p.add_argument("--recipe", choices=recipe_names(), default=None,
+                   help="what to train (default: dcgan); vae, beta_vae, cvae and vqvae train "
+                        "autoencoders")
+    p.add_argument("--option", action="append", default=None, metavar="KEY=VALUE",
+                   help="a recipe option, repeatable: beta=4, lr=5e-4, kl_schedule=cyclical, "
+                        "free_bits=0.5, capacity_max=25, codebook_size=512, ... (values are "
+                        "JSON when they parse, else text; an unknown key lists the recipe's "
+                        "options). On --resume only learning rates may change.")
     p.add_argument("--resolution", type=int, help="training resolution (default 64)")
     p.add_argument("--batch", type=int, default=None,
                    help="global batch size, split across processes (default 32)")
@@ -72,10 +82,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import GanStudioError
     from ..training.distributed import init_from_env, shutdown
-    from ..training.run import Run, RunSettings
+    from ..training.run import Run, RunSettings, parse_options
 
     given = {k: getattr(args, k) for k in RUN_OPTIONS if getattr(args, k) is not None}
     options = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k) is not None}
+    extra = parse_options(args.option or [])
+    both = sorted(set(options) & set(extra))
+    if both:
+        raise GanStudioError(f"{both[0]} is given both as --{both[0].replace('_', '-')} and "
+                             "as --option: give it once")
+    options.update(extra)
     if options:
         given["options"] = options
     if args.data is None and not args.resume:

@@ -15,15 +15,27 @@ import torch
 from .conv2d_resample import conv2d_resample
 
 
-def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+def squared_taps(weight: torch.Tensor) -> torch.Tensor:
+    """`[O, I]` sum of squared kernel taps (at least float32): what demodulation needs.
+
+    One fused norm kernel: no weight-sized temporary, one pass over the weight.
+    """
+    dtype = torch.promote_types(weight.dtype, torch.float32)
+    flat = weight.to(dtype).reshape(weight.shape[0], weight.shape[1], -1)
+    return torch.linalg.vector_norm(flat, dim=2).square()
+
+
+def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor,
+                       weight_sq: torch.Tensor | None = None) -> torch.Tensor:
     """`[B, O]` 1 / ||weight * style|| per sample and output channel (at least float32).
 
     sum_{i,k} (w[o,i,k] s[b,i])^2 = s[b]^2 . sum_k w[o,:,k]^2: a small matmul instead of
-    materialising the `[B, O, I, kh, kw]` modulated weights.
+    materialising the `[B, O, I, kh, kw]` modulated weights. weight_sq: a precomputed
+    `squared_taps(weight)`.
     """
-    dtype = torch.promote_types(torch.promote_types(weight.dtype, styles.dtype), torch.float32)
-    wsq = weight.to(dtype).square().sum(dim=[2, 3])               # [O, I]
-    return (styles.to(dtype).square() @ wsq.t() + 1e-8).rsqrt()   # [B, O]
+    wsq = squared_taps(weight) if weight_sq is None else weight_sq        # [O, I]
+    dtype = torch.promote_types(wsq.dtype, styles.dtype)
+    return (styles.to(dtype).square() @ wsq.to(dtype).t() + 1e-8).rsqrt()  # [B, O]
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
@@ -31,13 +43,19 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
                      padding=0, resample_filter: torch.Tensor | None = None,
                      demodulate: bool = True, flip_weight: bool = True,
                      fused_modconv: bool | None = None, bias: torch.Tensor | None = None,
-                     gain: float = 1.0) -> torch.Tensor:
-    """gain * (conv(x, weight modulated by styles [and demodulated]) + noise + bias).
+                     gain: float = 1.0, overwrite_input: bool = False,
+                     weight_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """gain * (conv(x, weight modulated by styles [and demodulated]) + bias) + noise.
 
-    x `[B, I, H, W]`, weight `[O, I, kh, kw]`, styles `[B, I]`; noise broadcasts to the
-    output (`[B, 1, H, W]` or `[H, W]`), bias is `[O]`. up/down/padding/resample_filter/
-    flip_weight as in `conv2d_resample`. The gain is folded into the weights or the
-    demodulation, which saves a pass over the activations.
+    x `[B, I, H, W]`, weight `[O, I, kh, kw]`, styles `[B, I]`; bias is `[O]`; noise
+    broadcasts to the output (`[B, 1, H, W]` or `[H, W]`) and is added as given, so a
+    caller that wants it inside the gain scales it (one small tensor) beforehand.
+    up/down/padding/resample_filter/flip_weight as in `conv2d_resample`. The gain is folded
+    into the weights or the demodulation, which saves a pass over the activations.
+    overwrite_input: the caller is done with `x`, so the plain path may scale it in place
+    (without autograd). Fresh multi-megabyte tensors cost page faults on the CPU, often
+    more than the arithmetic that fills them.
+    weight_sq: a precomputed `squared_taps(weight)` (saves a pass over the weight).
     """
     batch = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
@@ -48,14 +66,15 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         weight = weight * (1 / (in_ch * kh * kw) ** 0.5
                            / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+        weight_sq = None
     if fused_modconv is None:
         fused_modconv = batch == 1
-    scale = demod_coefficients(weight, styles) * gain if demodulate else None  # [B, O]
+    scale = demod_coefficients(weight, styles, weight_sq) * gain if demodulate else None
     grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, weight, styles, noise, bias))
 
     if fused_modconv:
-        coef = styles[:, None, :]                                   # [B, 1, I]
+        coef = styles[:, None, :]                                         # [B, 1, I]
         coef = coef * (scale[:, :, None] if scale is not None else gain)  # [B, O|1, I]
         if batch == 1:
             w = weight * coef[0, :, :, None, None]
@@ -71,7 +90,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
                                 bias=bias_all)
             x = x.reshape(batch, out_ch, *x.shape[2:])
     else:
-        x = x * styles.to(x.dtype)[:, :, None, None]
+        style = styles.to(x.dtype)[:, :, None, None]
+        x = x.mul_(style) if overwrite_input and not grad else x * style
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, down=down,
                             padding=padding, flip_weight=flip_weight)
         mul = scale.to(x.dtype)[:, :, None, None] if scale is not None else gain  # [B,O,1,1]
@@ -86,6 +106,6 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         else:
             torch.addcmul(add, x, mul, out=x)
     if noise is not None:
-        noise = (noise * gain).to(x.dtype)
+        noise = noise.to(x.dtype)
         x = x + noise if grad else x.add_(noise)
     return x

@@ -3,6 +3,7 @@
 Pure PyTorch like the rest of the library; ComfyUI nodes and the CLI sit on top of it.
 """
 
+from . import vae_recipes  # noqa: E402,F401  (registers vae, beta_vae, cvae, vqvae)
 from .datasets import ImageDataset, dataset_from_images, load_image_folder
 from .decode import FIT_MODES, parse_color
 from .distributed import DistContext, init_from_env

@@ -169,14 +169,36 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _diverge(self, what: str) -> None:
-        rates = ", ".join(f"{name} {opt.param_groups[0]['lr']:g}"
-                          for name, opt in self.optimizers.items())
+        rates = learning_rates(self.recipe.options)
+        now = ", ".join(f"{k} = {float(v):g}" for k, v in rates.items())
+        advice = (f"Lower {' and '.join(rates)} (now {now})" if rates
+                  else "Lower the learning rate")
+        if "loss" in self.recipe.options:
+            advice += " or try another loss"
         self.broken = (
             f"training diverged at step {self.step + 1}: {what}. These weights cannot be "
-            "trained further; any snapshot written before was left as it was. Lower the "
-            f"learning rates (now {rates}) or try another loss, then resume from the last "
-            "snapshot.")
+            "trained further; any snapshot written before was left as it was. "
+            f"{advice}, then resume from the last snapshot or start again (the same settings "
+            "diverge at the same step again).")
         raise TrainingDiverged(self.broken)
+
+    def change_learning_rates(self, rates: dict[str, float]) -> None:
+        """Set learning-rate options (e.g. lower ones on resume) in the recipe and its
+        optimizers; moments, step and everything else stay as they are."""
+        known = learning_rates(self.recipe.options)
+        unknown = sorted(set(rates) - set(known))
+        if unknown:
+            raise GanStudioError(f"recipe {self.recipe.name} has no learning rate(s) {unknown}; "
+                                 f"its learning rates are {sorted(known)}")
+        recipe = make_recipe(self.recipe.name, {**self.recipe.options, **rates},
+                             self.recipe.num_classes)
+        recipe.load_state_dict(self.recipe.state_dict())
+        # Fresh optimizers say which lr each param group takes; the moments stay ours.
+        fresh = recipe.make_optimizers(self.nets)
+        for key, opt in self.optimizers.items():
+            for group, new in zip(opt.param_groups, fresh[key].param_groups, strict=True):
+                group["lr"] = new["lr"]
+        self.recipe = recipe
 
     def check_finite(self) -> None:
         """Raise instead of letting NaN/inf weights reach a snapshot."""
@@ -228,6 +250,12 @@ class Trainer:
             g(z[i:i + 16].to(self.device), None if c is None else c[i:i + 16].to(self.device))
             for i in range(0, len(z), 16)])
         return image_grid(to_unit_hwc(images).cpu())
+
+    def preview_grids(self) -> dict[str, torch.Tensor]:
+        """Pictures of the run's progress, each one `[H, W, 3]` image 0..1: always 'samples'
+        (the fixed latents), plus whatever else the recipe shows (e.g. VAE reconstructions)."""
+        grids = getattr(self.recipe, "preview_grids", None)
+        return dict(grids(self)) if grids else {"samples": self.sample_grid()}
 
     def loss_curve(self, width: int = 640, height: int = 400) -> torch.Tensor:
         img = loss_curve(self.history.as_dict(), width, height)
@@ -333,6 +361,11 @@ class Trainer:
     def describe(self) -> str:
         return (f"{self.recipe.name} {self.recipe.resolution}px, batch {self.batch}, "
                 f"step {self.step} ({self.kimg:.1f} kimg), data: {self.dataset.describe()}")
+
+
+def learning_rates(options: dict) -> dict[str, float]:
+    """The learning-rate options of a recipe's options: lr, or lr_g and lr_d, ..."""
+    return {k: v for k, v in options.items() if k == "lr" or k.startswith("lr_")}
 
 
 def _usable(dataset: ImageDataset) -> ImageDataset:

@@ -2,12 +2,16 @@
 
 RUN_DIR/run.json            settings of the run (data, recipe, batch, seed, ...)
 RUN_DIR/snapshots/          numbered snapshot pairs + latest.json (see snapshots.py)
-RUN_DIR/samples/*.png       reals.png, then a grid of the fixed latents at each snapshot
+RUN_DIR/samples/*.png       reals.png, loss_curve.png, and at each snapshot a grid of the
+                            fixed latents (step-*.png) plus the recipe's other previews
+                            (VAEs: recon-*.png, training images next to their reconstructions)
 RUN_DIR/metrics.jsonl       one JSON line per logging interval
-RUN_DIR/model.safetensors   the final model (EMA generator + discriminator)
+RUN_DIR/model.safetensors   the final model (EMA generator + discriminator; VAE: + encoder)
 
 Works as one process or under torchrun (every rank trains; only rank 0 writes files).
 A stop request (Ctrl+C, SIGTERM) is honoured between steps: a snapshot is written first.
+Recipe options come as `key=value` text (CLI `--option`, the trainer nodes' options box):
+`parse_options` reads them and `typed_options` checks them against the recipe's defaults.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from ..formats import save_model
 from ..formats.atomic import atomic_path
 from .datasets import load_image_folder
 from .distributed import DistContext
-from .loop import Trainer
+from .loop import Trainer, learning_rates
 from .plots import image_grid, to_pil
-from .recipes import make_recipe
+from .recipes import RECIPES, make_recipe
 from .snapshots import latest_snapshot, read_state, write_snapshot
 
 # Settings that define the run's math: a resumed run must keep them.
@@ -36,6 +40,8 @@ FIXED = ("recipe", "options", "batch", "seed", "xflip", "fit", "background")
 # Settings a resumed run may change; when not given again they keep their stored values.
 ADJUSTABLE = ("data", "kimg", "batch_gpu", "snap_every", "log_every", "keep")
 STOPPED = 130
+# File names of preview grids: samples/<stem>-<step>.png (other grids use their own name).
+GRID_STEMS = {"samples": "step", "reconstructions": "recon"}
 
 
 @dataclass
@@ -43,7 +49,7 @@ class RunSettings:
     data: str
     out: str
     recipe: str = "dcgan"
-    options: dict = field(default_factory=dict)   # recipe options (resolution, loss, lr_g, ...)
+    options: dict = field(default_factory=dict)   # recipe options (resolution, lr_g, beta, ...)
     batch: int = 32
     batch_gpu: int | None = None
     kimg: float = 100.0
@@ -75,8 +81,13 @@ class Run:
                                  "choose another --out")
         if latest:
             return self._resume(latest, explicit)
-        dataset = self._load_data()
-        recipe = make_recipe(self.s.recipe, self.s.options, dataset.num_classes)
+        options = typed_options(self.s.recipe, self.s.options)
+        # Check the options before reading a folder that may take minutes to decode; the
+        # class count is not known yet, so a conditional recipe is checked with one class.
+        conditional = self.s.recipe in RECIPES and RECIPES[self.s.recipe].conditional
+        probe = make_recipe(self.s.recipe, options, int(conditional))
+        dataset = self._load_data(probe.resolution)
+        recipe = make_recipe(self.s.recipe, options, dataset.num_classes)
         self.s.options = dict(recipe.options)
         trainer = Trainer(recipe, dataset, batch=self.s.batch, seed=self.s.seed,
                           device=self.device, batch_gpu=self.s.batch_gpu, dist=self.dist)
@@ -90,12 +101,14 @@ class Run:
     def _resume(self, latest: dict[str, Path], explicit: set[str]) -> Trainer:
         tensors, meta = read_state(latest["state"])
         stored = self._stored_settings(meta)
+        # Learning rates may change on resume (e.g. lower after a divergence); other recipe
+        # options define the run and must stay.
+        rates = {k: v for k, v in self.s.options.items() if k in learning_rates(meta["options"])}
+        self.s.options = {k: v for k, v in self.s.options.items() if k not in rates}
         for key in FIXED:
             mine, theirs = getattr(self.s, key), stored.get(key)
-            if key in explicit and theirs is not None and not _same(key, mine, theirs):
-                raise GanStudioError(
-                    f"this run was started with {key} = {theirs!r}, not {mine!r}; resume with "
-                    "the same value or start a new run in another --out")
+            if key in explicit and theirs is not None:
+                _check_same(key, mine, theirs, meta["recipe"])
             if theirs is not None:
                 setattr(self.s, key, theirs)
         for key in ADJUSTABLE:
@@ -110,6 +123,13 @@ class Run:
         trainer = Trainer.from_state(tensors, meta, dataset, device=self.device,
                                      batch_gpu=self.s.batch_gpu, dist=self.dist,
                                      restore_global_rng=True)
+        rates = typed_options(trainer.recipe.name, rates)
+        changed = {k: v for k, v in rates.items() if trainer.recipe.options[k] != v}
+        if changed:
+            self.log("learning rate " + ", ".join(
+                f"{k} {trainer.recipe.options[k]:g} -> {v:g}" for k, v in changed.items()))
+            trainer.change_learning_rates(changed)
+            self.s.options = dict(trainer.recipe.options)
         self._trim_metrics(trainer.step)
         if self.dist.is_main:  # remember the new target etc. for the next resume
             _write_json(self.out / "run.json", asdict(self.s))
@@ -126,8 +146,8 @@ class Run:
             stored["xflip"] = meta["dataset"]["xflip"]
         return stored
 
-    def _load_data(self, resolution: int | None = None):
-        res = int(resolution or self.s.options.get("resolution") or 64)
+    def _load_data(self, resolution: int):
+        res = int(resolution)
         self.log(f"reading images from {self.s.data} at {res}px")
         return load_image_folder(self.s.data, res, fit=self.s.fit, background=self.s.background,
                                  xflip=self.s.xflip)
@@ -177,7 +197,9 @@ class Run:
         if self.dist.is_main:
             write_snapshot(self.snap_dir, trainer, keep=self.s.keep)
             self.sample_dir.mkdir(parents=True, exist_ok=True)
-            to_pil(trainer.sample_grid()).save(self.sample_dir / f"step-{trainer.step:08d}.png")
+            for name, grid in trainer.preview_grids().items():
+                stem = GRID_STEMS.get(name, name)
+                to_pil(grid).save(self.sample_dir / f"{stem}-{trainer.step:08d}.png")
             to_pil(trainer.loss_curve()).save(self.sample_dir / "loss_curve.png")
         self.dist.barrier()
 
@@ -196,10 +218,88 @@ class Run:
                           for k, v in line.items() if k != "time"))
 
 
-def _same(key: str, a, b) -> bool:
-    if key == "options":  # only the options the user set are compared
-        return all(b.get(k) == v for k, v in a.items())
-    return a == b
+def _check_same(key: str, mine, theirs, recipe: str) -> None:
+    """Refuse a resumed run whose (explicitly given) setting differs from the stored one."""
+    if key != "options":
+        pairs = [(key, mine, theirs)] if mine != theirs else []
+    else:  # only the options the user set are compared, one by one
+        unknown = sorted(set(mine) - set(theirs))
+        if unknown:
+            raise GanStudioError(f"recipe {recipe} (this run's) has no option(s) {unknown}; "
+                                 f"it knows {sorted(theirs)}")
+        pairs = [(k, v, theirs[k]) for k, v in mine.items() if theirs[k] != v]
+    if pairs:
+        name, a, b = pairs[0]
+        raise GanStudioError(
+            f"this run was started with {name} = {b!r}, not {a!r}; resume with the same value "
+            "or start a new run in another --out (of the recipe options only learning rates "
+            "may change on resume)")
+
+
+# --- recipe options from text -------------------------------------------------------------
+def parse_option(text: str) -> tuple[str, object]:
+    """'key=value' -> (key, value). The value is JSON when it parses as JSON (4, 1e-3, true,
+    "text"), else the text itself (mse, color,translation); dashes in the key become '_'."""
+    key, sep, raw = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key:
+        raise GanStudioError(f"recipe option {text.strip()!r} is not key=value (e.g. beta=4)")
+    raw = raw.strip()
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
+
+
+def parse_options(lines: list[str] | str) -> dict:
+    """A list of key=value texts, or one text of key=value lines (blank lines and lines
+    starting with '#' are skipped) -> {key: value}; a key given twice is refused."""
+    if isinstance(lines, str):
+        lines = [line for line in lines.splitlines()
+                 if line.strip() and not line.strip().startswith("#")]
+    options: dict = {}
+    for line in lines:
+        key, value = parse_option(line)
+        if key in options:
+            raise GanStudioError(f"recipe option {key} is given twice")
+        options[key] = value
+    return options
+
+
+def typed_options(recipe: str, options: dict) -> dict:
+    """Check option values against the type of the recipe's default for each key: whole
+    numbers where the default is an int, numbers where it is a float, text where it is text.
+    Unknown keys pass through untouched: the recipe refuses them, listing the ones it knows."""
+    cls = RECIPES.get(recipe)
+    if cls is None:
+        return dict(options)  # make_recipe names the known recipes
+    defaults = {**cls.COMMON, **cls.DEFAULTS}
+    return {k: _like(k, v, defaults[k]) if k in defaults else v for k, v in options.items()}
+
+
+def _like(key: str, value, default):
+    if value is None or default is None:
+        return value
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = number and float(value).is_integer()
+        value = int(value) if ok else value
+    elif isinstance(default, float):
+        ok = number
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    else:
+        return value
+    if not ok:
+        kind = {bool: "true or false", int: "a whole number", float: "a number",
+                str: "text"}[type(default)]
+        raise GanStudioError(f"recipe option {key} must be {kind} (default {default!r}), "
+                             f"got {value!r}")
+    return value
 
 
 def _step_of(latest: dict[str, Path]) -> int:

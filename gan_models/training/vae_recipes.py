@@ -33,7 +33,7 @@ from ..vae_losses import (
     vq_losses,
 )
 from ..vae_ops import reconstruction_grid
-from .recipes import Phase, Recipe, StepContext, register_recipe
+from .recipes import RECIPES, Phase, Recipe, StepContext, register_recipe
 
 OPTIMIZER = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "ema_kimg": 0.0}
 
@@ -69,9 +69,11 @@ class _AutoencoderRecipe(Recipe):
     @torch.no_grad()
     def preview_grids(self, trainer, count: int = 16) -> dict[str, torch.Tensor]:
         """{'samples': decoded fixed latents, 'reconstructions': input|reconstruction pairs of
-        the first `count` training images}, each one `[H, W, 3]` image 0..1."""
+        `count` training images spread over the dataset (so over its classes, which are
+        stored in order)}, each one `[H, W, 3]` image 0..1."""
         n = min(count, len(trainer.dataset))
-        real, labels = trainer.dataset.batch(torch.arange(n), None, trainer.device)
+        picks = torch.linspace(0, len(trainer.dataset) - 1, n).round().long()
+        real, labels = trainer.dataset.batch(picks, None, trainer.device)
         recon = self.reconstruct(trainer.nets["encoder"], trainer.ema.module, real,
                                  labels if self.num_classes else None)
         pairs = reconstruction_grid(to_unit_hwc(real).cpu(), to_unit_hwc(recon).cpu())
@@ -201,3 +203,9 @@ class VQVAERecipe(_AutoencoderRecipe):
     @staticmethod
     def reconstruct(encoder, decoder, real, labels):
         return decoder(encoder(real)[0])
+
+
+def autoencoder_recipes() -> list[str]:
+    """Names of the registered recipes that train an encoder together with its decoder, in
+    the order they were registered (vae, beta_vae, cvae, vqvae, then any later ones)."""
+    return [n for n, cls in RECIPES.items() if issubclass(cls, _AutoencoderRecipe)]

@@ -218,6 +218,10 @@ def test_grouped_and_plain_modulated_conv_paths_agree(architecture):
     torch.testing.assert_close(auto, plain, atol=1e-4, rtol=1e-4)
     single = torch.cat([gen.synthesis(ws[i:i + 1]) for i in range(3)])  # batch-1 path
     torch.testing.assert_close(single, plain, atol=1e-4, rtol=1e-4)
+    const = gen.synthesis.b4.const.clone()
+    again = gen.synthesis(ws[:1], fused_modconv=False)  # in-place scaling spares weights
+    torch.testing.assert_close(again, plain[:1], atol=1e-4, rtol=1e-4)
+    assert torch.equal(gen.synthesis.b4.const, const)
 
 
 def reference_modulated_conv(x, weight, styles, up, demodulate=True):
@@ -251,8 +255,8 @@ def test_modulated_conv2d_matches_per_sample_reference(up, fused, batch):
     got = modulated_conv2d(x, weight, styles, noise=noise, up=up, padding=1,
                            resample_filter=setup_filter([1, 3, 3, 1]).double(),
                            flip_weight=up == 1, fused_modconv=fused, bias=bias, gain=1.5)
-    want = 1.5 * (reference_modulated_conv(x, weight, styles, up) + noise
-                  + bias[None, :, None, None])
+    want = 1.5 * (reference_modulated_conv(x, weight, styles, up) + bias[None, :, None, None])
+    want = want + noise
     torch.testing.assert_close(got, want)
     plain = modulated_conv2d(x, weight, styles, demodulate=False, fused_modconv=fused,
                              padding=1)

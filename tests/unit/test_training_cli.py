@@ -71,7 +71,7 @@ def test_a_run_writes_snapshots_samples_metrics_and_the_model(data, tmp_path):
 
 def test_resume_matches_an_uninterrupted_run_bit_for_bit(data, tmp_path):
     common = ("--snap-every", "4", "--log-every", "2", "--diffaugment", "translation,cutout",
-              "--xflip")
+              "--xflip", "--option", "ema_kimg=0.5")
     assert train(data, tmp_path / "straight", "--kimg", "0.08", *common) == 0
     assert train(data, tmp_path / "split", "--kimg", "0.048", *common) == 0
     # --data may be left out: run.json remembers it.
@@ -85,6 +85,7 @@ def test_resume_matches_an_uninterrupted_run_bit_for_bit(data, tmp_path):
     keys = [k for k in sa if not k.startswith("rng.")]
     assert all(torch.equal(sa[k], sb[k]) for k in keys)
     assert meta_a["history"] == meta_b["history"]
+    assert meta_b["options"]["ema_kimg"] == 0.5
     assert [m["step"] for m in metrics(tmp_path / "split")] == [2, 4, 6, 8, 10]
 
 
@@ -98,6 +99,10 @@ def test_refuses_to_overwrite_a_run_or_change_its_settings(data, tmp_path, capsy
     assert "batch = 8" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path / "nothing")]) == 2
     assert "--data is required" in capsys.readouterr().err
+    # --option reaches the recipe, which names the options it knows.
+    assert train(data, tmp_path / "other", "--option", "lr=0.001") == 2
+    err = capsys.readouterr().err
+    assert "recipe cdcgan: unknown option(s) ['lr']" in err and "'lr_g'" in err
 
 
 def test_ctrl_c_writes_a_checkpoint_that_resumes(data, tmp_path):
