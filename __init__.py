@@ -6,8 +6,9 @@ that merely import this package (pytest collection, linters) do not need ComfyUI
 
 
 async def comfy_entrypoint():
-    from .nodes import GanStudioExtension, register_model_folders
+    from .nodes import GanStudioExtension, install_example_inputs, register_model_folders
 
     # Before the node list is built: the loader's dropdown reads the "gan" folder.
     register_model_folders()
+    install_example_inputs()
     return GanStudioExtension()

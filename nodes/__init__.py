@@ -7,6 +7,7 @@ NODE_MODULES to register its nodes.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import folder_paths
@@ -16,7 +17,9 @@ from . import condition, interpolate, latent_batch, latent_io, load, sample, sty
 
 NODE_MODULES = (load, sample, condition, style, interpolate, latent_batch, latent_io, train, vae)
 MODEL_FOLDER = load.MODEL_FOLDER
-PACK_MODELS = Path(__file__).resolve().parent.parent / "models"  # models shipped with the pack
+PACK_ROOT = Path(__file__).resolve().parent.parent
+PACK_MODELS = PACK_ROOT / "models"  # models shipped with the pack
+PACK_EXAMPLES = PACK_ROOT / "examples"  # input images the example workflows start from
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:
@@ -33,6 +36,20 @@ def register_model_folders() -> None:
         folder_paths.add_model_folder_path(MODEL_FOLDER, str(shipped))
     _paths, exts = folder_paths.folder_names_and_paths[MODEL_FOLDER]
     exts.update({".safetensors", ".pkl", ".pt", ".pth"})
+
+
+def install_example_inputs() -> None:
+    """Copy the example workflows' input images into ComfyUI's input folder (only missing
+    files; never overwrites), so workflows that start from images run as shipped."""
+    target = Path(folder_paths.get_input_directory())
+    for source in PACK_EXAMPLES.glob("gan_studio_*.png"):
+        dest = target / source.name
+        if not dest.exists():
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, dest)
+            except OSError:  # a read-only input folder must not stop the pack from loading
+                pass
 
 
 class GanStudioExtension(ComfyExtension):

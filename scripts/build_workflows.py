@@ -16,6 +16,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DEMO_MODEL = "gan_studio_demo.safetensors"
+VAE_MODEL = "gan_studio_twemoji_vae.safetensors"  # shipped in the pack's models/gan
+NGC = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
+SG2_FFHQ = "stylegan2-ffhq-256x256.pkl"  # NVlabs' official pickles: users download them
+SG3_FFHQU = "stylegan3-t-ffhqu-256x256.pkl"
+
+
+def nvlabs_model(name: str) -> list[dict]:
+    """properties.models entry: the frontend names the missing file and where to get it."""
+    return [{"name": name, "url": NGC + name, "directory": "gan"}]
 
 
 def sample_grid(wf) -> None:
@@ -86,8 +95,106 @@ def train_from_folder(wf) -> None:
             "generator to `models/gan`.", near=trainer)
 
 
+def seed_morph(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=DEMO_MODEL)
+    start = wf.add("GANStudioSampleLatents", title="Sample Latents (from)", model=model.out(),
+                   seed=3, batch_size=1, truncation_psi=0.8)
+    end = wf.add("GANStudioSampleLatents", title="Sample Latents (to)", model=model.out(),
+                 seed=11, batch_size=1, truncation_psi=0.8)
+    morph = wf.add("GANStudioInterpolateLatents", latents_a=start.out(), latents_b=end.out(),
+                   steps=24, method="auto", easing="smoothstep", include_end=True)
+    images = wf.add("GANStudioGenerate", model=model.out(), latents=morph.out())
+    wf.add("SaveAnimatedWEBP", images=images.out(), filename_prefix="gan_studio/morph",
+           fps=12.0, lossless=True, quality=90, method="default")
+    wf.note("**Morph between two seeds.** Set the two seeds to images you like (find them "
+            "with the sample grid: image *i* of a grid seeded *s* is seed *s* + *i*). "
+            "`smoothstep` starts and stops gently; `slerp` (auto for z) keeps every frame a "
+            "typical sample.", near=morph)
+
+
+def style_mixing(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=SG2_FFHQ, models=nvlabs_model(SG2_FFHQ))
+    rows = wf.add("GANStudioSampleLatents", title="Sample Latents (rows)", model=model.out(),
+                  seed=0, batch_size=3, truncation_psi=0.7)
+    cols = wf.add("GANStudioSampleLatents", title="Sample Latents (columns)",
+                  model=model.out(), seed=100, batch_size=3, truncation_psi=0.7)
+    mixed = wf.add("GANStudioStyleMix", model=model.out(), base=rows.out(), donor=cols.out(),
+                   preset="coarse", layer_start=0, layer_end=4, layout="grid")
+    images = wf.add("GANStudioGenerate", model=model.out(), latents=mixed.out())
+    wf.add("SaveImage", images=images.out(), filename_prefix="gan_studio/style_mixing")
+    wf.note("**Style mixing** (StyleGAN2). Each row image takes the *coarse* styles (pose, "
+            "face shape) of each column image: 3 x 3 results, row by row. Try `middle` "
+            "(features) or `fine` (colours). Needs NVIDIA's `stylegan2-ffhq-256x256.pkl` in "
+            "`ComfyUI/models/gan` (any StyleGAN2/StyleGAN2-ADA pickle or rosinality .pt "
+            "works: it is read safely, without running code from the file).", near=mixed)
+
+
+def stylegan3_transform(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=SG3_FFHQU, models=nvlabs_model(SG3_FFHQU))
+    latents = wf.add("GANStudioSampleLatents", model=model.out(), seed=4, batch_size=1,
+                     truncation_psi=0.7)
+    view = wf.add("GANStudioStyleGAN3View", model=model.out(), latents=latents.out(),
+                  translate_x=0.15, translate_y=0.0, rotate=15.0)
+    still = wf.add("GANStudioGenerate", title="Generate Images (original)", model=model.out(),
+                   latents=latents.out())
+    moved = wf.add("GANStudioGenerate", title="Generate Images (moved)", model=model.out(),
+                   latents=view.out())
+    pair = wf.add("ImageBatch", image1=still.out(), image2=moved.out())
+    wf.add("SaveImage", images=pair.out(), filename_prefix="gan_studio/stylegan3_view")
+    wf.note("**StyleGAN3 translate / rotate.** The same face, re-synthesised with the camera "
+            "moved and turned: StyleGAN3's alias-free layers keep details attached to the "
+            "surface. Needs NVIDIA's `stylegan3-t-ffhqu-256x256.pkl` (or any StyleGAN3 "
+            "pickle) in `ComfyUI/models/gan`.", near=view)
+
+
+def vae_morph(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=VAE_MODEL)
+    first = wf.add("LoadImage", image="gan_studio_emoji_grinning.png")
+    second = wf.add("LoadImage", image="gan_studio_emoji_cat.png")
+    enc_a = wf.add("GANStudioEncodeImages", title="Encode Images (from)", model=model.out(),
+                   images=first.out(0), mask=first.out(1))
+    enc_b = wf.add("GANStudioEncodeImages", title="Encode Images (to)", model=model.out(),
+                   images=second.out(0), mask=second.out(1))
+    morph = wf.add("GANStudioInterpolateLatents", latents_a=enc_a.out(), latents_b=enc_b.out(),
+                   steps=24, method="auto", easing="smoothstep", include_end=True)
+    images = wf.add("GANStudioGenerate", model=model.out(), latents=morph.out())
+    wf.add("SaveAnimatedWEBP", images=images.out(), filename_prefix="gan_studio/vae_morph",
+           fps=12.0, lossless=True, quality=90, method="default")
+    wf.note("**Morph between two of your images** with a VAE: each picture is encoded to a "
+            "latent, the path between them is decoded frame by frame. Load your own images "
+            "instead of the two emoji (any size: they are cropped to the model's resolution). "
+            "The shipped VAE was trained on Twemoji at 64 px, so emoji-like pictures work "
+            "best; train your own with the VAE Trainer.", near=morph)
+
+
+def latent_arithmetic(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=VAE_MODEL)
+    names = ("gan_studio_emoji_heart_eyes.png", "gan_studio_emoji_grinning.png",
+             "gan_studio_emoji_cat.png")
+    loads = [wf.add("LoadImage", image=name) for name in names]
+    enc = [wf.add("GANStudioEncodeImages", title=f"Encode Images ({label})",
+                  model=model.out(), images=load.out(0), mask=load.out(1))
+           for label, load in zip("abc", loads)]
+    result = wf.add("GANStudioLatentArithmetic", latents_a=enc[0].out(), latents_b=enc[1].out(),
+                    latents_c=enc[2].out(), weight_a=1.0, weight_b=1.0, weight_c=1.0)
+    images = wf.add("GANStudioGenerate", model=model.out(), latents=result.out())
+    wf.add("SaveImage", images=images.out(), filename_prefix="gan_studio/latent_arithmetic")
+    wf.note("**Latent arithmetic**: heart-eyes face - grinning face + cat = a cat with the "
+            "heart-eyes feature, as far as the model has learned it. Change the weights to "
+            "exaggerate or soften the edit.", near=result)
+
+
 WORKFLOWS = {"sample_grid": sample_grid, "class_grid": class_grid,
-             "looping_animation": looping_animation, "train_from_folder": train_from_folder}
+             "looping_animation": looping_animation, "seed_morph": seed_morph,
+             "style_mixing": style_mixing, "stylegan3_transform": stylegan3_transform,
+             "vae_morph": vae_morph, "latent_arithmetic": latent_arithmetic,
+             "train_from_folder": train_from_folder}
+
+
+def missing_models(engine, api: dict) -> list[str]:
+    names = [n["inputs"]["ckpt_name"] for n in api.values()
+             if n["class_type"] == "GANStudioLoadModel"]
+    return [n for n in names if engine.folder_paths.get_full_path("gan", n) is None]
 
 
 def thumbnail(engine, api: dict, target: Path) -> None:
@@ -123,7 +230,8 @@ def main(argv: list[str]) -> int:
     from run_workflow import engine_object_info
     from workflow_builder import Workflow
 
-    engine = Engine.get(output_dir=Path(tempfile.mkdtemp(prefix="gan_studio_thumbs_")))
+    engine = Engine.get(output_dir=Path(tempfile.mkdtemp(prefix="gan_studio_thumbs_")),
+                        input_dir=Path(tempfile.mkdtemp(prefix="gan_studio_inputs_")))
     info = engine_object_info(engine)
     for name, build in WORKFLOWS.items():
         wf = Workflow(info)
@@ -135,6 +243,10 @@ def main(argv: list[str]) -> int:
             path.write_text(json.dumps(data, indent=2) + "\n")
             print(path.relative_to(REPO))
         if "--thumbnails" in argv:
+            missing = missing_models(engine, api)
+            if missing:  # e.g. NVIDIA's pickles: never render a thumbnail from a stand-in
+                print(f"workflows/{name}.jpg: skipped, {', '.join(missing)} not installed")
+                continue
             thumbnail(engine, api, REPO / "workflows" / f"{name}.jpg")
             print(f"workflows/{name}.jpg")
     return 0

@@ -74,6 +74,9 @@ def start_server(root: Path, frontend: bool = False) -> Server:
               class_names=["circle", "square", "triangle"])
     subprocess.run([sys.executable, str(REPO / "scripts" / "make_demo_model.py")], check=True)
     from gan_models.training.shapes import write_shapes_folder
+    from helpers import write_nvlabs_standins
+
+    write_nvlabs_standins(dirs["models"] / "gan")
 
     write_shapes_folder(dirs["input"] / "gan_studio_shapes", per_class=16, size=32)
     settings = dirs["user"] / "default" / "comfy.settings.json"

@@ -49,3 +49,32 @@ def tiny_style_model(family: str = "stylegan2", num_classes: int = 0, seed: int 
             if name.endswith("noise_strength"):
                 p.fill_(0.5)
     return model
+
+
+# Stand-ins for the NVlabs checkpoints the gallery's StyleGAN workflows name: same file names,
+# same pickle format (written by tests/fixtures_foreign.py), tiny random networks, so CI runs
+# those workflows through the real safe importer without downloading anything.
+NVLABS_STANDINS = {"stylegan2-ffhq-256x256.pkl": "stylegan2",
+                   "stylegan3-t-ffhqu-256x256.pkl": "stylegan3"}
+_STANDIN_D = {"block_kwargs": {"freeze_layers": 0}, "mapping_kwargs": {},
+              "epilogue_kwargs": {"mbstd_group_size": 4}, "channel_base": 256,
+              "channel_max": 32, "num_fp16_res": 0, "conv_clamp": 256, "c_dim": 0,
+              "img_resolution": 32, "img_channels": 3}
+
+
+def write_nvlabs_standins(folder: Path) -> None:
+    from fixtures_foreign import STYLEGAN2_SRC, nvlabs_network_dict, write_nvlabs_pickle
+
+    for name, family in NVLABS_STANDINS.items():
+        model = tiny_style_model(family, seed=len(name))
+        kwargs = {**(TINY_SG2 if family == "stylegan2" else TINY_SG3), "c_dim": 0}
+        disc = None
+        if family == "stylegan2":  # with D, so fine-tuning workflows can use it
+            disc = gan_models.GenerativeModel.create(
+                "stylegan2", {"generator": kwargs, "discriminator": _STANDIN_D}
+            ).networks["discriminator"]
+        data = nvlabs_network_dict(model.generator, kwargs, disc,
+                                   _STANDIN_D if disc is not None else None,
+                                   module_src=STYLEGAN2_SRC if family == "stylegan2"
+                                   else "class Generator: pass\n")
+        write_nvlabs_pickle(Path(folder) / name, data)

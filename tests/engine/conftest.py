@@ -25,6 +25,9 @@ def engine_dirs(tmp_path_factory):
     save_tiny(gan, "tiny_uncond.safetensors", seed=1)
     save_tiny(gan, "tiny_cond.safetensors", num_classes=3, class_names=SHAPE_CLASSES, seed=2)
     from gan_models.training.shapes import write_shapes_folder
+    from helpers import write_nvlabs_standins
+
+    write_nvlabs_standins(gan)
 
     write_shapes_folder(dirs["input"] / "gan_studio_shapes", per_class=16, size=32)
     (gan / "corrupt.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1")
