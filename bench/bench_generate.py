@@ -59,7 +59,7 @@ def main() -> int:
     for batch in (1, 16, 64):
         latents = model.sample_latents(0, batch)
 
-        def direct():
+        def direct(latents=latents):
             with torch.inference_mode():  # as the executor runs nodes
                 gan_models.generate_in_chunks(model, latents, 64)
 
@@ -74,7 +74,7 @@ def main() -> int:
             "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
         }
 
-        def through_engine():
+        def through_engine(prompt=prompt, batch=batch):
             # a new seed each run, as a user would: the loaded model stays cached
             prompt["2"]["inputs"]["seed"] += batch
             result = engine.run(prompt, outputs=["3"])  # run up to Generate, no file I/O

@@ -10,4 +10,4 @@ class CheckpointError(GanStudioError):
 
 
 class CapabilityError(GanStudioError):
-    """A model was asked for something it cannot do (e.g. class labels on an unconditional model)."""
+    """A model was asked for something it cannot do (e.g. classes on an unconditional model)."""

@@ -134,7 +134,8 @@ class GenerativeModel:
             idx = int(name_or_index)
             if not 0 <= idx < self.num_classes:
                 raise GanStudioError(
-                    f"class index {idx} is out of range: model has classes 0..{self.num_classes - 1}")
+                    f"class index {idx} is out of range: model has classes "
+                    f"0..{self.num_classes - 1}")
             return idx
         wanted = str(name_or_index).strip().lower()
         for i, name in enumerate(self.class_names):
@@ -178,7 +179,8 @@ class GenerativeModel:
             raise GanStudioError(
                 f"latents of shape {tuple(batch.values.shape[1:])} do not fit {self.describe()}, "
                 f"which takes {batch.space} of shape {want}")
-        if batch.labels is not None and self.num_classes and batch.labels.shape[1] != self.num_classes:
+        n = self.num_classes
+        if batch.labels is not None and n and batch.labels.shape[1] != n:
             raise GanStudioError(
                 f"labels have {batch.labels.shape[1]} classes, model has {self.num_classes}")
 

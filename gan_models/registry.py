@@ -8,7 +8,7 @@ weights) rebuilds the exact model without any code from the file.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

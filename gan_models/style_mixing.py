@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-
 from .errors import GanStudioError
 from .latents import LatentBatch
 from .model import GenerativeModel

@@ -6,7 +6,15 @@ import torch
 from comfy_api.v0_0_2 import io
 
 from ..gan_models.latents import one_hot_weights
-from .common import CATEGORY, GanLatent, GanModel, NodeError, expect_latents, expect_model, user_errors
+from .common import (
+    CATEGORY,
+    GanLatent,
+    GanModel,
+    NodeError,
+    expect_latents,
+    expect_model,
+    user_errors,
+)
 
 MODES = ("mix", "cycle")
 
@@ -44,7 +52,8 @@ class ClassCondition(io.ComfyNode):
             description="Sets the class of each latent for a class-conditional model: one class, "
                         "a weighted mix of classes, or a list cycled over the batch.",
             inputs=[
-                GanModel.Input("model", tooltip="The conditional model (its class names are used)."),
+                GanModel.Input("model",
+                               tooltip="The conditional model (its class names are used)."),
                 GanLatent.Input("latents", tooltip="Latents to condition."),
                 io.String.Input("classes", default="0",
                                 tooltip="Class names or indices, comma separated, optional "

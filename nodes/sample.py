@@ -8,11 +8,21 @@ import comfy.model_management as mm
 import torch
 from comfy_api.v0_0_2 import io
 
-from ..gan_models.model import ensure_output_fits, generate_in_chunks
 from ..gan_models.latents import MAX_SEED, SEED_MODES
-from .common import (CATEGORY, MAX_BATCH, GanLatent, GanModel, NodeError, Progress,
-                     expect_latents, expect_model, place_for_inference, to_output_device,
-                     user_errors)
+from ..gan_models.model import ensure_output_fits, generate_in_chunks
+from .common import (
+    CATEGORY,
+    MAX_BATCH,
+    GanLatent,
+    GanModel,
+    NodeError,
+    Progress,
+    expect_latents,
+    expect_model,
+    place_for_inference,
+    to_output_device,
+    user_errors,
+)
 
 
 class SampleLatents(io.ComfyNode):

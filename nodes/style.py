@@ -7,8 +7,16 @@ from dataclasses import replace
 from comfy_api.v0_0_2 import io
 
 from ..gan_models.style_mixing import PRESETS, mixing_grid, preset_layers, style_mix
-from .common import (CATEGORY, GanLatent, GanModel, NodeError, expect_latents, expect_model,
-                     place_for_inference, user_errors)
+from .common import (
+    CATEGORY,
+    GanLatent,
+    GanModel,
+    NodeError,
+    expect_latents,
+    expect_model,
+    place_for_inference,
+    user_errors,
+)
 
 MIX_LAYOUTS = ("pairwise", "grid")
 

@@ -3,8 +3,8 @@
     .venv/bin/python scripts/build_workflows.py [--thumbnails]
 
 Each workflow is described once below with scripts/workflow_builder.py, against the node
-definitions of the real engine, so UI files and API twins cannot disagree. --thumbnails also runs each one on the real
-engine and saves workflows/<name>.jpg from its outputs.
+definitions of the real engine, so UI files and API twins cannot disagree. --thumbnails also
+runs each one on the real engine and saves workflows/<name>.jpg from its outputs.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def sample_grid(wf) -> None:
     model = wf.add("GANStudioLoadModel", ckpt_name=DEMO_MODEL)
     latents = wf.add("GANStudioSampleLatents", model=model.out(), seed=0, batch_size=16)
     images = wf.add("GANStudioGenerate", model=model.out(), latents=latents.out())
-    bigger = wf.add("ImageScaleBy", image=images.out(), upscale_method="nearest-exact", scale_by=2.0)
+    bigger = wf.add("ImageScaleBy", image=images.out(), upscale_method="nearest-exact",
+                    scale_by=2.0)
     wf.add("SaveImage", images=bigger.out(), filename_prefix="gan_studio/sample_grid")
     wf.note("**Sample grid.** Draws 16 images from the model. Sample *i* uses seed + *i*, so any "
             "image can be regenerated on its own: set `seed` to its number and `batch_size` to "
@@ -88,7 +89,8 @@ def train_from_folder(wf) -> None:
     wf.add("SaveImage", images=images.out(), filename_prefix="gan_studio/shapes_trained")
     wf.note("**Train a GAN on a folder.** `Training Dataset` reads `ComfyUI/input/"
             "gan_studio_shapes` (one subfolder per class; put your own images in a folder "
-            "there, or a link to a folder elsewhere). `GAN Trainer` sets up the run; each `Train Steps` "
+            "there, or a link to a folder elsewhere). `GAN Trainer` sets up the run; each "
+            "`Train Steps` "
             "trains on and shows a fixed sample grid, and can be chained or re-queued with "
             "more steps (training continues, inputs are never changed). Cancelling saves a "
             "checkpoint to `output/gan_studio_training/`. `Save GAN Model` writes the averaged "

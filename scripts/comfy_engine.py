@@ -110,9 +110,9 @@ class Engine:
 
         args.cpu = args.cpu or not _has_accelerator()
         args.disable_api_nodes = True
+        import folder_paths
         import utils.extra_config  # noqa: F401  (before `nodes`, which shadows `utils`)
         import utils.install_util  # noqa: F401
-        import folder_paths
 
         if output_dir:
             folder_paths.set_output_directory(str(output_dir))
@@ -122,8 +122,9 @@ class Engine:
             _use_models_dir(folder_paths, Path(models_dir))
         import execution
         import hook_breaker_ac10a0
-        import nodes
         import server
+
+        import nodes
 
         self.stub = _ServerStub()
         if hasattr(server, "PromptServer"):
@@ -174,7 +175,7 @@ def _has_accelerator() -> bool:
 def _use_models_dir(folder_paths, models_dir: Path) -> None:
     """Point every model folder at models_dir/<name> (tests and runs with their own models)."""
     folder_paths.models_dir = str(models_dir)
-    for name, (paths, exts) in list(folder_paths.folder_names_and_paths.items()):
+    for name, (_paths, exts) in list(folder_paths.folder_names_and_paths.items()):
         if name == "custom_nodes":
             continue
         folder_paths.folder_names_and_paths[name] = ([str(models_dir / name)], exts)

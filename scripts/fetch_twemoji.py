@@ -36,7 +36,8 @@ def fetch(out: Path, cache: Path) -> Path:
     if not tarball.exists():
         subprocess.run(["npm", "pack", "--silent", PACKAGE, "--pack-destination", str(cache)],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    staging = Path(tempfile.mkdtemp(prefix=".twemoji-", dir=out.parent if out.parent.exists() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".twemoji-", dir=out.parent))
     with tarfile.open(tarball) as tar:
         index = json.load(tar.extractfile("package/emoji.json"))
         members = {m.name: m for m in tar.getmembers()}

@@ -32,8 +32,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 epilog=__doc__.split("\n", 2)[2])
     p.add_argument("workflow", type=Path, help="workflow JSON, UI or API format")
     p.add_argument("--out", type=Path, default=Path("output"), help="folder for the outputs")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE",
-                   help="override an input, e.g. --set 2.seed=42 (value parsed as JSON if it can be)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="NODE.INPUT=VALUE",
+                   help="override an input, e.g. --set 2.seed=42 (a JSON value, or text)")
     p.add_argument("--seeds", default=None,
                    help="run once per seed ('0-7', '1,5,42'), setting every seed input")
     p.add_argument("--server", default=None, help="URL of a running ComfyUI server")
@@ -152,7 +153,8 @@ def run_on_server(prompts: list[dict], args, ui_workflow: dict | None) -> int:
             continue
         for node_out in entry["outputs"].values():
             for image in node_out.get("images", []) + node_out.get("gifs", []):
-                query = urllib.parse.urlencode({k: image[k] for k in ("filename", "subfolder", "type")})
+                fields = ("filename", "subfolder", "type")
+                query = urllib.parse.urlencode({k: image[k] for k in fields})
                 target = args.out / image.get("subfolder", "") / image["filename"]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(_http(f"{base}/view?{query}", raw=True))
@@ -171,8 +173,8 @@ def _wait_for(base: str, prompt_id: str, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         history = json.loads(_http(f"{base}/history/{prompt_id}"))
-        if prompt_id in history and history[prompt_id].get("status", {}).get("completed") is not None:
-            entry = history[prompt_id]
+        entry = history.get(prompt_id)
+        if entry and entry.get("status", {}).get("completed") is not None:
             if entry["status"].get("status_str") in ("success", "error"):
                 return entry
         time.sleep(0.25)

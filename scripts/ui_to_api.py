@@ -25,7 +25,8 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
     if workflow.get("definitions", {}).get("subgraphs"):
         raise ConversionError("workflows with subgraphs are not supported; unpack them first")
     nodes = {n["id"]: n for n in workflow["nodes"]}
-    links = {link[0]: link for link in workflow.get("links", [])}  # id -> [id, src, slot, dst, dslot, type]
+    # link id -> [id, source node, source slot, target node, target slot, type]
+    links = {link[0]: link for link in workflow.get("links", [])}
     prompt = {}
     for node in sorted(workflow["nodes"], key=lambda n: n["id"]):
         kind = node["type"]

@@ -24,8 +24,9 @@ def engine_dirs(tmp_path_factory):
     gan.mkdir()
     save_tiny(gan, "tiny_uncond.safetensors", seed=1)
     save_tiny(gan, "tiny_cond.safetensors", num_classes=3, class_names=SHAPE_CLASSES, seed=2)
-    from gan_models.training.shapes import write_shapes_folder
     from helpers import write_nvlabs_standins
+
+    from gan_models.training.shapes import write_shapes_folder
 
     write_nvlabs_standins(gan)
 

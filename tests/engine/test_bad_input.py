@@ -16,8 +16,8 @@ def bad_files(engine_dirs):
     (gan / "truncated.safetensors").write_bytes(
         (gan / "tiny_uncond.safetensors").read_bytes()[:500])
     (gan / "network.pkl").write_bytes(pickle.dumps({"G": [1, 2, 3]}, protocol=4))
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     save_file({"w": torch.zeros(3)}, str(gan / "no_metadata.safetensors"))
     return gan

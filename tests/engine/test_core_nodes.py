@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 from engine_prompts import raw_images_prompt, sample_prompt
+from PIL import Image
 
 pytestmark = pytest.mark.engine
 
