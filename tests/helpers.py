@@ -52,29 +52,36 @@ def tiny_style_model(family: str = "stylegan2", num_classes: int = 0, seed: int 
 
 
 # Stand-ins for the NVlabs checkpoints the gallery's StyleGAN workflows name: same file names,
-# same pickle format (written by tests/fixtures_foreign.py), tiny random networks, so CI runs
-# those workflows through the real safe importer without downloading anything.
+# resolution and pickle format (written by tests/fixtures_foreign.py), but tiny random
+# networks (a few channels), so CI runs those workflows through the real safe importer
+# without downloading anything.
 NVLABS_STANDINS = {"stylegan2-ffhq-256x256.pkl": "stylegan2",
                    "stylegan3-t-ffhqu-256x256.pkl": "stylegan3"}
+_STANDIN_G = {
+    "stylegan2": {"z_dim": 16, "c_dim": 0, "w_dim": 16, "img_resolution": 256,
+                  "img_channels": 3, "mapping_kwargs": {"num_layers": 2}, "channel_base": 1024,
+                  "channel_max": 16},
+    "stylegan3": {"z_dim": 8, "c_dim": 0, "w_dim": 8, "img_resolution": 256, "img_channels": 3,
+                  "mapping_kwargs": {"num_layers": 2}, "channel_base": 1024, "channel_max": 8,
+                  "num_layers": 4, "num_critical": 2, "margin_size": 2},
+}
 _STANDIN_D = {"block_kwargs": {"freeze_layers": 0}, "mapping_kwargs": {},
-              "epilogue_kwargs": {"mbstd_group_size": 4}, "channel_base": 256,
-              "channel_max": 32, "num_fp16_res": 0, "conv_clamp": 256, "c_dim": 0,
-              "img_resolution": 32, "img_channels": 3}
+              "epilogue_kwargs": {"mbstd_group_size": 4}, "channel_base": 1024,
+              "channel_max": 16, "num_fp16_res": 0, "conv_clamp": 256, "c_dim": 0,
+              "img_resolution": 256, "img_channels": 3}
 
 
 def write_nvlabs_standins(folder: Path) -> None:
+    import torch
     from fixtures_foreign import STYLEGAN2_SRC, nvlabs_network_dict, write_nvlabs_pickle
 
     for name, family in NVLABS_STANDINS.items():
-        model = tiny_style_model(family, seed=len(name))
-        kwargs = {**(TINY_SG2 if family == "stylegan2" else TINY_SG3), "c_dim": 0}
-        disc = None
-        if family == "stylegan2":  # with D, so fine-tuning workflows can use it
-            disc = gan_models.GenerativeModel.create(
-                "stylegan2", {"generator": kwargs, "discriminator": _STANDIN_D}
-            ).networks["discriminator"]
-        data = nvlabs_network_dict(model.generator, kwargs, disc,
-                                   _STANDIN_D if disc is not None else None,
-                                   module_src=STYLEGAN2_SRC if family == "stylegan2"
+        torch.manual_seed(len(name))
+        kwargs = _STANDIN_G[family]
+        d_kwargs = _STANDIN_D if family == "stylegan2" else None  # SG2 with D: fine-tunable
+        model = gan_models.GenerativeModel.create(
+            family, {"generator": kwargs, "discriminator": d_kwargs})
+        data = nvlabs_network_dict(model.generator, kwargs, model.networks.get("discriminator"),
+                                   d_kwargs, module_src=STYLEGAN2_SRC if family == "stylegan2"
                                    else "class Generator: pass\n")
         write_nvlabs_pickle(Path(folder) / name, data)

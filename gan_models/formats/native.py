@@ -28,15 +28,18 @@ METADATA_KEY = "gan_studio"
 
 
 def save_model(model: GenerativeModel, path: str | Path,
-               roles: tuple[str, ...] | None = None) -> Path:
-    """Write `model` atomically. roles limits which networks are kept (e.g. ("generator",))."""
+               roles: tuple[str, ...] | None = None, half: bool = False) -> Path:
+    """Write `model` atomically. roles limits which networks are kept (e.g. ("generator",));
+    half stores floating-point weights as float16 (half the size; loading casts them back to
+    the networks' own precision)."""
     path = Path(path)
     roles = roles or tuple(model.networks)
     tensors: dict[str, torch.Tensor] = {}
     for role in roles:
         for name, t in model.networks[role].state_dict().items():
             # clone: safetensors refuses tensors that share storage
-            tensors[f"{role}.{name}"] = t.detach().to("cpu").contiguous().clone()
+            t = t.detach().to("cpu").contiguous().clone()
+            tensors[f"{role}.{name}"] = t.half() if half and t.is_floating_point() else t
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -45,6 +48,7 @@ def save_model(model: GenerativeModel, path: str | Path,
         "class_names": model.class_names,
         "conditioning": model.conditioning,
         "roles": list(roles),
+        "stored_dtype": "float16" if half else "native",
         **{k: v for k, v in model.metadata.items() if k in ("provenance", "source", "notes")},
     }
     with atomic_path(path) as tmp:

@@ -171,3 +171,14 @@ def test_output_memory_guard():
     ensure_output_fits(16, 64, free_bytes=2**30)
     with pytest.raises(GanStudioError, match="smaller batch"):
         ensure_output_fits(4096, 1024, free_bytes=16 * 2**30)
+
+
+def test_half_precision_storage(tmp_path):
+    model = tiny_dcgan(num_classes=2)
+    path = gan_models.save_model(model, tmp_path / "h.safetensors", half=True)
+    full = gan_models.save_model(model, tmp_path / "f.safetensors")
+    assert path.stat().st_size < 0.6 * full.stat().st_size
+    loaded = gan_models.load_model(path)
+    assert next(loaded.generator.parameters()).dtype == torch.float32
+    batch = model.sample_latents(2, 2)
+    assert torch.allclose(model.synthesize(batch), loaded.synthesize(batch), atol=2e-2)
