@@ -84,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
     elif model.num_classes:
         result["class_accuracy"] = None
         result["class_accuracy_note"] = "add --train-classifier (or --classifier FILE)"
+    elif args.train_classifier or args.classifier is not None:
+        result["class_accuracy"] = None
+        result["class_accuracy_note"] = "the model is unconditional: it has no classes"
     result["seconds"] = round(time.perf_counter() - start, 1)
     text = json.dumps(result, indent=1)
     print(text)
@@ -180,4 +183,8 @@ def classifier_metrics(model, dataset, path: Path | None, train: bool, steps: in
             "class_samples_per_class": n,
             # the classifier's own per-class-averaged accuracy on held-out real images:
             # the ceiling class_accuracy can reach with this classifier
-            "classifier_heldout_accuracy": report.get("heldout_balanced_accuracy")}
+            "classifier_heldout_accuracy": _round(report.get("heldout_balanced_accuracy"))}
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)

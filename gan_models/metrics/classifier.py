@@ -101,7 +101,7 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def train_classifier(dataset, steps: int = 600, seed: int = 0, resolution: int | None = None,
-                     width: int = 32, batch_size: int = 64, lr: float = 2e-3,
+                     width: int = 24, batch_size: int = 64, lr: float = 2e-3,
                      holdout: float = 0.1, device: torch.device | str = "cpu"
                      ) -> tuple[SmallClassifier, dict]:
     """Train on a labelled ImageDataset (gan_models.training); returns (classifier, report).

