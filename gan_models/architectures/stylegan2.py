@@ -91,9 +91,13 @@ class Conv2dLayer(nn.Module):
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
         self.act_gain = activation_gain(activation)
         weight = torch.randn([out_channels, in_channels, kernel_size, kernel_size])
-        self.weight = nn.Parameter(weight, requires_grad=trainable)
-        self.bias = nn.Parameter(torch.zeros([out_channels]), requires_grad=trainable) \
-            if bias else None
+        bias = torch.zeros([out_channels]) if bias else None
+        if trainable:
+            self.weight = nn.Parameter(weight)
+            self.bias = nn.Parameter(bias) if bias is not None else None
+        else:  # frozen (Freeze-D): buffers, which no requires_grad_(True) can unfreeze
+            self.register_buffer("weight", weight)
+            self.register_buffer("bias", bias)
 
     def forward(self, x: torch.Tensor, gain: float = 1) -> torch.Tensor:
         w = (self.weight * self.weight_gain).to(x.dtype)

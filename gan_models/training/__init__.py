@@ -10,6 +10,7 @@ from .distributed import DistContext, init_from_env
 from .loop import Trainer, TrainingDiverged, grad_enabled
 from .recipes import Phase, Recipe, StepContext, make_recipe, recipe_names, register_recipe
 from .snapshots import latest_snapshot, read_state, write_snapshot
+from .stylegan2_recipe import StyleGAN2ADARecipe  # noqa: F401  (registers stylegan2-ada)
 
 __all__ = [
     "FIT_MODES", "DistContext", "ImageDataset", "Phase", "Recipe", "StepContext", "Trainer",
