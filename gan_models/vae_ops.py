@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from .animation import check_compatible
 from .errors import GanStudioError
 from .latents import LatentBatch, one_hot_weights
 from .model import GenerativeModel, to_unit_hwc
@@ -225,7 +226,7 @@ def latent_arithmetic(a: LatentBatch, b: LatentBatch | None = None, c: LatentBat
     the same way (negative parts clipped, rows renormalised to sum to 1)."""
     terms = [(t, w) for t, w in ((a, weight_a), (b, -weight_b), (c, weight_c)) if t is not None]
     for t, _ in terms[1:]:
-        _check_mixable(a, t)
+        check_compatible(a, t)
     sizes = {len(t) for t, _ in terms} - {1}
     if len(sizes) > 1:
         raise GanStudioError(f"batch sizes {sorted(len(t) for t, _ in terms)} do not match; "
@@ -249,17 +250,3 @@ def latent_arithmetic(a: LatentBatch, b: LatentBatch | None = None, c: LatentBat
 
 def _expand(t: torch.Tensor, n: int) -> torch.Tensor:
     return t.expand(n, *t.shape[1:]) if t.shape[0] == 1 else t
-
-
-def _check_mixable(a: LatentBatch, b: LatentBatch) -> None:
-    if a.space != b.space:
-        raise GanStudioError(f"cannot combine {a.space} latents with {b.space} latents")
-    if a.values.shape[1:] != b.values.shape[1:]:
-        raise GanStudioError(f"latents have different shapes {tuple(a.values.shape[1:])} and "
-                             f"{tuple(b.values.shape[1:])}")
-    if a.model_id and b.model_id and a.model_id != b.model_id:
-        raise GanStudioError(f"latents come from different models ({a.model_id} and "
-                             f"{b.model_id}); use latents of one model")
-    if a.truncation_psi != b.truncation_psi:
-        raise GanStudioError(f"latents have different truncation_psi ({a.truncation_psi} and "
-                             f"{b.truncation_psi}); use the same value for all")

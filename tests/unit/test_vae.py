@@ -270,7 +270,7 @@ def test_arithmetic_refuses_what_cannot_mix():
         latent_arithmetic(a, LatentBatch(values=torch.ones(3, 5)))
     with pytest.raises(GanStudioError, match="different models"):
         latent_arithmetic(a, LatentBatch(values=torch.ones(3, 4), model_id="other"))
-    with pytest.raises(GanStudioError, match="w latents"):
+    with pytest.raises(GanStudioError, match="z space with latents in w"):
         latent_arithmetic(a, LatentBatch(values=torch.ones(3, 4), space="w"))
     labelled = LatentBatch(values=torch.ones(1, 4), labels=torch.eye(2)[[0]])
     with pytest.raises(GanStudioError, match="cancel out"):
