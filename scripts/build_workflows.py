@@ -186,11 +186,36 @@ def latent_arithmetic(wf) -> None:
             "exaggerate or soften the edit.", near=result)
 
 
+def fine_tune(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=SG2_FFHQ, models=nvlabs_model(SG2_FFHQ))
+    data = wf.add("GANStudioTrainingDataset", folder="gan_studio_shapes", resolution=256,
+                  fit="crop", xflip=True, background="#ffffff")
+    trainer = wf.add("GANStudioTrainer", dataset=data.out(), recipe="stylegan2-ada",
+                     resolution=0, batch_size=4, lr_g=0.0025, lr_d=0.0025, beta1=0.0,
+                     beta2=0.99, loss="ns", diffaugment="off", width=64, seed=0,
+                     model=model.out(), options="freeze_d=2\nconditional=false")
+    steps = wf.add("GANStudioTrainSteps", trainer=trainer.out(), steps=20, preview_every=5)
+    wf.add("GANStudioSaveModel", model=steps.out(1), filename_prefix="gan_studio/finetuned",
+           include_discriminator=True)
+    latents = wf.add("GANStudioSampleLatents", model=steps.out(1), seed=0, batch_size=4,
+                     truncation_psi=0.7)
+    images = wf.add("GANStudioGenerate", model=steps.out(1), latents=latents.out())
+    wf.add("SaveImage", images=images.out(), filename_prefix="gan_studio/finetuned")
+    wf.note("**Fine-tune a StyleGAN2 on your images** (StyleGAN2-ADA: adaptive augmentation "
+            "for small datasets). Put a folder of your pictures in `ComfyUI/input` and name it "
+            "in Training Dataset, at the model's resolution (256 here). `freeze_d=2` keeps the "
+            "discriminator's two highest-resolution blocks fixed (Freeze-D), which helps with "
+            "few images; `conditional=false` ignores class subfolders (the FFHQ model has no "
+            "classes). 20 steps only show the plumbing: on a GPU, queue Train Steps again "
+            "(training continues) or raise `steps` to a few thousand. The pickle is read "
+            "safely; the result saves as a GAN Studio .safetensors.", near=trainer)
+
+
 WORKFLOWS = {"sample_grid": sample_grid, "class_grid": class_grid,
              "looping_animation": looping_animation, "seed_morph": seed_morph,
              "style_mixing": style_mixing, "stylegan3_transform": stylegan3_transform,
              "vae_morph": vae_morph, "latent_arithmetic": latent_arithmetic,
-             "train_from_folder": train_from_folder}
+             "train_from_folder": train_from_folder, "fine_tune": fine_tune}
 
 
 def missing_models(engine, api: dict) -> list[str]:
