@@ -182,3 +182,14 @@ def test_half_precision_storage(tmp_path):
     assert next(loaded.generator.parameters()).dtype == torch.float32
     batch = model.sample_latents(2, 2)
     assert torch.allclose(model.synthesize(batch), loaded.synthesize(batch), atol=2e-2)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = gan_models.save_model(tiny_dcgan(), tmp_path / "p.safetensors")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
