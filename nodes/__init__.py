@@ -13,6 +13,7 @@ from pathlib import Path
 import folder_paths
 from comfy_api.v0_0_2 import ComfyExtension, io
 
+from ..gan_models.training.shapes import write_shapes_folder
 from . import condition, interpolate, latent_batch, latent_io, load, sample, style, train, vae
 
 NODE_MODULES = (load, sample, condition, style, interpolate, latent_batch, latent_io, train, vae)
@@ -38,10 +39,20 @@ def register_model_folders() -> None:
     exts.update({".safetensors", ".pkl", ".pt", ".pth"})
 
 
+EXAMPLE_DATASET = "gan_studio_shapes"  # the training workflows' dataset folder
+
+
 def install_example_inputs() -> None:
-    """Copy the example workflows' input images into ComfyUI's input folder (only missing
-    files; never overwrites), so workflows that start from images run as shipped."""
+    """Put the example workflows' inputs into ComfyUI's input folder (only what is missing;
+    never overwrites): the shipped example images, and a small procedural class-per-folder
+    dataset of shapes for the training workflows. So workflows that start from files run as
+    shipped."""
     target = Path(folder_paths.get_input_directory())
+    if not (target / EXAMPLE_DATASET).exists():
+        try:
+            write_shapes_folder(target / EXAMPLE_DATASET, per_class=16, size=32)
+        except OSError:  # a read-only input folder must not stop the pack from loading
+            pass
     for source in PACK_EXAMPLES.glob("gan_studio_*.png"):
         dest = target / source.name
         if not dest.exists():

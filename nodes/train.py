@@ -52,15 +52,44 @@ CHECKPOINT_FOLDER = "gan_studio_training"
 # Options the GAN Trainer node sets: every recipe listed in its menu must accept them.
 NODE_OPTIONS = {"resolution", "base_channels", "loss", "lr_g", "lr_d", "beta1", "beta2",
                 "diffaugment"}
+# GAN Trainer widgets where 0 = the recipe's default; at 0 the options box may set them
+# (e.g. beta1=0 for DCGAN with WGAN-GP).
+ADAM_WIDGETS = frozenset({"lr_g", "lr_d", "beta1", "beta2"})
 AUGMENT_CHOICES = ["off", "color,translation,cutout", "translation,cutout", "translation"]
 OPTIONS_TOOLTIP = ("More recipe options, one key=value per line ({examples}). Options that "
-                   "have their own input above are set there; an unknown key lists the "
-                   "recipe's options.")
+                   "have their own input above are set there{exception}; an unknown key "
+                   "lists the recipe's options.")
+# What the GAN Trainer's recipe menu says about each recipe (others: their docstring).
+RECIPE_HELP = {
+    "dcgan": "unconditional DCGAN, quick to train from scratch at 32-128 px",
+    "cdcgan": "class-conditional DCGAN (needs a dataset with class subfolders)",
+    "stylegan2-ada": "StyleGAN2 with adaptive augmentation and R1, for small datasets and "
+                     "for fine-tuning a StyleGAN2 (connect it to model); class-conditional "
+                     "when the dataset has 2+ class subfolders (conditional=false in options "
+                     "ignores them); losses ns or hinge",
+}
 log = logging.getLogger("gan_studio")
 
 
 def gan_recipes() -> list[str]:
     return [n for n in recipe_names() if NODE_OPTIONS <= set(RECIPES[n].DEFAULTS)]
+
+
+def recipe_help() -> str:
+    """One sentence per recipe in the GAN Trainer's menu."""
+    parts = []
+    for name in gan_recipes():
+        text = RECIPE_HELP.get(name) or (RECIPES[name].__doc__ or name).strip().split("\n")[0]
+        parts.append(f"{name}: {text.rstrip('.')}.")
+    return " ".join(parts)
+
+
+def recipe_defaults(key: str) -> str:
+    """'dcgan and cdcgan 0.0002, stylegan2-ada 0.0025': each GAN recipe's default of key."""
+    by_value: dict = {}
+    for name in gan_recipes():
+        by_value.setdefault(RECIPES[name].DEFAULTS[key], []).append(name)
+    return ", ".join(f"{' and '.join(names)} {value:g}" for value, names in by_value.items())
 
 
 def resolve_folder(text: str) -> Path:
@@ -97,7 +126,9 @@ class TrainingDataset(io.ComfyNode):
                                         "Ignored when images are connected."),
                 io.Int.Input("resolution", default=64, min=8, max=1024, step=8,
                              tooltip="Size the images are resized to (square). DCGAN trains at "
-                                     "32, 64, 128 or 256; VAEs at 16, 32, 64, 128 or 256."),
+                                     "32, 64, 128 or 256; StyleGAN2-ADA at powers of two (8 "
+                                     "to 1024 here; fine-tuning: the model's); VAEs at 16, "
+                                     "32, 64, 128 or 256."),
                 io.Combo.Input("fit", options=list(FIT_MODES), default="crop",
                                tooltip="Non-square images: crop = fill and cut the overhang, "
                                        "pad = fit inside on the background colour, stretch = "
@@ -164,44 +195,57 @@ class GANTrainer(io.ComfyNode):
             inputs=[
                 GanDataset.Input("dataset", tooltip="Images from Training Dataset."),
                 io.Combo.Input("recipe", options=gan_recipes(), default="dcgan",
-                               tooltip="dcgan: unconditional. cdcgan: class-conditional (needs "
-                                       "a dataset with class subfolders)."),
+                               tooltip=recipe_help()),
                 io.Int.Input("resolution", default=0, min=0, max=1024, step=8,
                              tooltip="Training resolution; 0 = the dataset's. Another value "
                                      "resizes the dataset."),
                 io.Int.Input("batch_size", default=32, min=1, max=1024,
                              tooltip="Images per step. Larger is smoother but slower per "
                                      "step."),
-                io.Float.Input("lr_g", default=0.0002, min=0.000001, max=0.1, step=0.00001,
+                io.Float.Input("lr_g", default=0.0, min=0.0, max=0.1, step=0.00001,
                                round=0.000001,
-                               tooltip="Generator learning rate (DCGAN: 0.0002)."),
-                io.Float.Input("lr_d", default=0.0002, min=0.000001, max=0.1, step=0.00001,
+                               tooltip="Generator learning rate; 0 = the recipe's default ("
+                                       f"{recipe_defaults('lr_g')})."),
+                io.Float.Input("lr_d", default=0.0, min=0.0, max=0.1, step=0.00001,
                                round=0.000001,
-                               tooltip="Discriminator learning rate (DCGAN: 0.0002)."),
-                io.Float.Input("beta1", default=0.5, min=0.0, max=0.999, step=0.01,
-                               tooltip="Adam beta1 (DCGAN: 0.5; WGAN-GP: 0.0)."),
-                io.Float.Input("beta2", default=0.999, min=0.0, max=0.9999, step=0.001,
-                               tooltip="Adam beta2 (DCGAN: 0.999; WGAN-GP: 0.9)."),
+                               tooltip="Discriminator learning rate; 0 = the recipe's default "
+                                       f"({recipe_defaults('lr_d')})."),
+                io.Float.Input("beta1", default=0.0, min=0.0, max=0.999, step=0.01,
+                               tooltip="Adam beta1; 0 = the recipe's default ("
+                                       f"{recipe_defaults('beta1')}). For exactly 0 with "
+                                       "DCGAN (as WGAN-GP likes), leave it at 0 and write "
+                                       "beta1=0 in options."),
+                io.Float.Input("beta2", default=0.0, min=0.0, max=0.9999, step=0.001,
+                               tooltip="Adam beta2; 0 = the recipe's default ("
+                                       f"{recipe_defaults('beta2')}; WGAN-GP likes 0.9)."),
                 io.Combo.Input("loss", options=list(LOSSES), default="ns",
                                tooltip="ns: non-saturating (standard). hinge: often steadier. "
-                                       "wgan-gp: Wasserstein with gradient penalty (slower)."),
+                                       "wgan-gp: Wasserstein with gradient penalty (slower; "
+                                       "dcgan and cdcgan only, stylegan2-ada regularises D "
+                                       "with R1)."),
                 io.Combo.Input("diffaugment", options=AUGMENT_CHOICES, default="off",
                                tooltip="Differentiable augmentation of real and fake images "
                                        f"({', '.join(POLICIES)}): helps with small datasets "
                                        "(a few hundred images)."),
                 io.Int.Input("width", default=64, min=4, max=512,
                              tooltip="Network width (channels at full resolution). Smaller "
-                                     "trains faster, larger can learn more detail."),
+                                     "trains faster, larger can learn more detail. Ignored "
+                                     "when fine-tuning a model."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
                              tooltip="Seed of the initial weights, data order and noise: the "
                                      "same settings and seed train the same model."),
                 GanModel.Input("model", optional=True,
-                               tooltip="Optional: start from this model (fine-tune). Its "
-                                       "architecture (width, resolution, classes) is used."),
+                               tooltip="Optional: start from this model (fine-tune): a DCGAN "
+                                       "for dcgan/cdcgan, a StyleGAN2 (e.g. an NVlabs .pkl) "
+                                       "for stylegan2-ada. Its architecture (width, "
+                                       "resolution, classes) is used."),
                 io.String.Input("options", default="", multiline=True, optional=True,
                                 tooltip=OPTIONS_TOOLTIP.format(
                                     examples="e.g. gp_weight=5, ema_kimg=20, z_dim=64, "
-                                             "max_channels=256")),
+                                             "max_channels=256; stylegan2-ada: freeze_d=2, "
+                                             "r1_gamma=1, augment=off",
+                                    exception=" (learning rates and betas left at 0 may be "
+                                              "set here, e.g. beta1=0)")),
             ],
             outputs=[GanTrainer.Output(display_name="trainer",
                                        tooltip="The untrained run, for Train Steps.")],
@@ -211,11 +255,13 @@ class GANTrainer(io.ComfyNode):
     @user_errors("GAN Trainer")
     def execute(cls, dataset, recipe, resolution, batch_size, lr_g, lr_d, beta1, beta2, loss,
                 diffaugment, width, seed, model=None, options="") -> io.NodeOutput:
-        widgets = {"base_channels": width, "lr_g": lr_g, "lr_d": lr_d, "beta1": beta1,
-                   "beta2": beta2, "loss": loss,
+        # 0 (None) = the recipe's own default: StyleGAN2-ADA and DCGAN want different ones.
+        widgets = {"base_channels": width, "lr_g": lr_g or None, "lr_d": lr_d or None,
+                   "beta1": beta1 or None, "beta2": beta2 or None, "loss": loss,
                    "diffaugment": "" if diffaugment == "off" else diffaugment}
         return io.NodeOutput(make_trainer("GAN Trainer", dataset, recipe, resolution, widgets,
-                                          options, batch_size, seed, model))
+                                          options, batch_size, seed, model,
+                                          open_at_default=ADAM_WIDGETS))
 
 
 class VAETrainer(io.ComfyNode):
@@ -275,7 +321,8 @@ class VAETrainer(io.ComfyNode):
                                 tooltip=OPTIONS_TOOLTIP.format(
                                     examples="e.g. kl_schedule=cyclical, free_bits=0.5, "
                                              "capacity_max=25, max_channels=128; vqvae: "
-                                             "codebook_size=512, commitment=0.25")),
+                                             "codebook_size=512, commitment=0.25",
+                                    exception="")),
             ],
             outputs=[GanTrainer.Output(display_name="trainer",
                                        tooltip="The untrained run, for Train Steps.")],
@@ -296,9 +343,10 @@ class VAETrainer(io.ComfyNode):
 
 
 def make_trainer(node: str, dataset, recipe: str, resolution: int, widgets: dict, text: str,
-                 batch: int, seed: int, model) -> Trainer:
+                 batch: int, seed: int, model, open_at_default: frozenset = frozenset()
+                 ) -> Trainer:
     """A fresh run of `recipe` from a trainer node's inputs: its widgets (only those the recipe
-    has) plus the key=value lines of its options box."""
+    has; None = the recipe's default) plus the key=value lines of its options box."""
     if not isinstance(dataset, ImageDataset):
         raise NodeError(f"{node}: expected a GAN_DATASET, got {type(dataset).__name__}")
     if recipe not in RECIPES:
@@ -306,7 +354,9 @@ def make_trainer(node: str, dataset, recipe: str, resolution: int, widgets: dict
     known = {**RECIPES[recipe].COMMON, **RECIPES[recipe].DEFAULTS}
     widgets = {k: v for k, v in widgets.items() if k in known}
     extra = parse_options(text or "")
-    taken = sorted(set(extra) & (set(widgets) | {"resolution"}))
+    # A widget in `open_at_default` left at 0 (None) may be set in the options box instead.
+    set_widgets = {k for k, v in widgets.items() if v is not None or k not in open_at_default}
+    taken = sorted(set(extra) & (set_widgets | {"resolution"}))
     if taken:
         raise NodeError(f"{node}: set {taken[0]} with its own input, not in options")
     options = typed_options(recipe, {**widgets, **extra,

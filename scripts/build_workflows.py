@@ -234,6 +234,8 @@ def thumbnail(engine, api: dict, target: Path) -> None:
     frames = []
     for out in result.outputs.values():
         for item in out.get("images", []):
+            if item.get("type") != "output":  # previews live in the temp folder
+                continue
             with Image.open(Path(engine.folder_paths.get_output_directory()) / item["subfolder"]
                             / item["filename"]) as im:
                 count = getattr(im, "n_frames", 1)

@@ -1,5 +1,10 @@
 """python -m gan_models train --data DIR --recipe dcgan --kimg N --out RUN_DIR [--resume]
 
+Fine-tuning: --init CHECKPOINT starts from a model (GAN Studio .safetensors, NVlabs .pkl,
+rosinality .pt); the run takes its architecture and weights, and the recipe follows the
+model when --recipe is left out, e.g.
+  --init network-snapshot.pkl --option freeze_d=2 --kimg 50
+
 Any recipe option can be set with --option KEY=VALUE (repeatable), e.g.
   --recipe vae --option beta=2 --option kl_warmup_steps=500 --option recon_loss=l1
 The common ones also have their own flags (--lr-g, --z-dim, ...). Multi-GPU / multi-node:
@@ -20,7 +25,7 @@ from ..training.losses import LOSSES
 RECIPE_OPTIONS = ("resolution", "z_dim", "base_channels", "max_channels", "loss", "lr_g", "lr_d",
                   "beta1", "beta2", "gp_weight", "diffaugment", "ema_kimg", "amp")
 RUN_OPTIONS = ("data", "recipe", "batch", "batch_gpu", "kimg", "seed", "xflip", "fit",
-               "background", "snap_every", "log_every", "keep")
+               "background", "snap_every", "log_every", "keep", "init")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,8 +35,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                   "inside = unconditional); optional with --resume")
     p.add_argument("--out", required=True, help="run folder (snapshots, samples, metrics, model)")
     p.add_argument("--recipe", choices=recipe_names(), default=None,
-                   help="what to train (default: dcgan); vae, beta_vae, cvae and vqvae train "
-                        "autoencoders")
+                   help="what to train (default: dcgan, or with --init the model's own); "
+                        "stylegan2-ada trains StyleGAN2 with adaptive augmentation; vae, "
+                        "beta_vae, cvae and vqvae train autoencoders")
+    p.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="fine-tune: start from this model (GAN Studio .safetensors, NVlabs "
+                        ".pkl, rosinality .pt; read without running code from the file). Its "
+                        "architecture (sizes, classes, resolution) replaces the size options; "
+                        "without --recipe the recipe follows the model (stylegan2 -> "
+                        "stylegan2-ada). run.json records the file and its sha256; with "
+                        "--resume it may be left out, and if given must be the same file.")
     p.add_argument("--option", action="append", default=None, metavar="KEY=VALUE",
                    help="a recipe option, repeatable: beta=4, lr=5e-4, kl_schedule=cyclical, "
                         "free_bits=0.5, capacity_max=25, codebook_size=512, ... (values are "
@@ -55,10 +68,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep only the newest K snapshots (default 0: all)")
     p.add_argument("--seed", type=int, default=None, help="run seed (default 0)")
     p.add_argument("--loss", choices=LOSSES, default=None, help="adversarial loss (default ns)")
-    p.add_argument("--lr-g", type=float, default=None, help="generator learning rate (2e-4)")
-    p.add_argument("--lr-d", type=float, default=None, help="discriminator learning rate (2e-4)")
-    p.add_argument("--beta1", type=float, default=None, help="Adam beta1 (0.5)")
-    p.add_argument("--beta2", type=float, default=None, help="Adam beta2 (0.999)")
+    p.add_argument("--lr-g", type=float, default=None,
+                   help="generator learning rate (default: the recipe's; dcgan 2e-4, "
+                        "stylegan2-ada 0.0025)")
+    p.add_argument("--lr-d", type=float, default=None,
+                   help="discriminator learning rate (default: the recipe's; dcgan 2e-4, "
+                        "stylegan2-ada 0.0025)")
+    p.add_argument("--beta1", type=float, default=None,
+                   help="Adam beta1 (default: the recipe's; dcgan 0.5, stylegan2-ada 0)")
+    p.add_argument("--beta2", type=float, default=None,
+                   help="Adam beta2 (default: the recipe's; dcgan 0.999, stylegan2-ada 0.99)")
     p.add_argument("--gp-weight", type=float, default=None, help="WGAN-GP penalty weight (10)")
     p.add_argument("--diffaugment", default=None,
                    help="DiffAugment policy, e.g. 'color,translation,cutout' (default off)")

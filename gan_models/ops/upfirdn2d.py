@@ -9,6 +9,13 @@ Semantics follow scipy.signal.upfirdn in 2D, per channel:
 Fast pure-PyTorch formulation: a separable filter runs as two depthwise 1D convolutions,
 zero-insertion + filtering is one strided `conv_transpose2d`, and downsampling is the
 stride of the filtering convolution, so no zero-stuffed or discarded pixels are computed.
+
+Gradients: the filter is a constant, so each pass is a linear map of x whose gradient is its
+adjoint (conv2d <-> conv_transpose2d with the same kernel). `_DepthwiseFIR` says so to
+autograd, so gradients of any order (R1, path length) are again single depthwise
+convolutions. PyTorch's own double backward of a grouped convolution runs one tiny
+convolution per channel, which slowed the lazy R1 phase of StyleGAN2-ADA training (badly on
+a busy CPU). Folding the channels into the batch instead measured slower still on the CPU.
 """
 
 from __future__ import annotations
@@ -158,10 +165,9 @@ def _resample(x: torch.Tensor, kernel: torch.Tensor, up: tuple[int, int],
         if not flip_filter:
             weight = weight.flip([2, 3])
         if pad_y[0] == pad_y[1] >= 0 and pad_x[0] == pad_x[1] >= 0:  # conv pads itself
-            return F.conv2d(x, weight, bias, stride=down, padding=(pad_y[0], pad_x[0]),
-                            groups=channels)
+            return _depthwise(x, weight, bias, down, (pad_y[0], pad_x[0]), transposed=False)
         x = _pad(x, pad_x + pad_y)
-        return F.conv2d(x, weight, bias, stride=down, groups=channels)
+        return _depthwise(x, weight, bias, down, (0, 0), transposed=False)
     # conv_transpose2d with stride `up` = zero insertion + true convolution with `weight`.
     if flip_filter:
         weight = weight.flip([2, 3])
@@ -172,11 +178,61 @@ def _resample(x: torch.Tensor, kernel: torch.Tensor, up: tuple[int, int],
         crop.append((k - 1 - p0, k - u - p1))
     (cy0, cy1), (cx0, cx1) = crop
     ty, tx = max(min(cy0, cy1), 0), max(min(cx0, cx1), 0)  # crops done by the conv itself
-    x = F.conv_transpose2d(x, weight, stride=up, padding=(ty, tx), groups=channels)
+    x = _depthwise(x, weight, None, up, (ty, tx), transposed=True)
     x = _pad(x, (tx - cx0, tx - cx1, ty - cy0, ty - cy1))
     if down != (1, 1):
         x = x[:, :, ::down[0], ::down[1]]
     return x if bias is None else x + bias.reshape(1, -1, 1, 1)
+
+
+def _depthwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+               stride: tuple[int, int], padding: tuple[int, int],
+               transposed: bool) -> torch.Tensor:
+    """Depthwise conv2d (or conv_transpose2d) of x with `weight` `[C, 1, kh, kw]`."""
+    tracked = x.requires_grad or (bias is not None and bias.requires_grad)
+    if torch.is_grad_enabled() and tracked and not weight.requires_grad:
+        return _DepthwiseFIR.apply(x, weight, bias, stride, padding, transposed, (0, 0))
+    return _conv(x, weight, bias, stride, padding, transposed, (0, 0))
+
+
+def _conv(x, weight, bias, stride, padding, transposed, output_padding) -> torch.Tensor:
+    if transposed:
+        return F.conv_transpose2d(x, weight, bias, stride=stride, padding=padding,
+                                  output_padding=output_padding, groups=x.shape[1])
+    return F.conv2d(x, weight, bias, stride=stride, padding=padding, groups=x.shape[1])
+
+
+class _DepthwiseFIR(torch.autograd.Function):
+    """A depthwise convolution with a constant kernel whose backward is its adjoint, itself
+    a `_DepthwiseFIR`, so gradients of every order stay depthwise convolutions."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, transposed, output_padding):
+        ctx.weight, ctx.stride, ctx.padding = weight, stride, padding
+        ctx.transposed, ctx.in_size = transposed, tuple(x.shape[2:])
+        return _conv(x, weight, bias, stride, padding, transposed, output_padding)
+
+    @staticmethod
+    def backward(ctx, grad):
+        weight = ctx.weight.to(grad.dtype)  # autocast may have run the forward in bf16
+        grad_x = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            if ctx.transposed:  # the adjoint of conv_transpose2d is conv2d
+                grad_x = _DepthwiseFIR.apply(grad, weight, None, ctx.stride, ctx.padding,
+                                             False, (0, 0))
+            else:
+                # conv2d dropped the last (in + 2p - k) % stride input rows/columns from its
+                # footprint; output_padding gives them back so the gradient has x's size.
+                kernel = weight.shape[2:]
+                extra = tuple(
+                    size - ((out - 1) * s - 2 * p + k) for size, out, s, p, k in zip(
+                        ctx.in_size, grad.shape[2:], ctx.stride, ctx.padding, kernel,
+                        strict=True))
+                grad_x = _DepthwiseFIR.apply(grad, weight, None, ctx.stride, ctx.padding,
+                                             True, extra)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(dim=(0, 2, 3))
+        return grad_x, None, grad_bias, None, None, None, None
 
 
 def _pad(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """A headless training run in a folder (what `python -m gan_models train` drives).
 
-RUN_DIR/run.json            settings of the run (data, recipe, batch, seed, ...)
+RUN_DIR/run.json            settings of the run (data, recipe, batch, seed, the checkpoint it
+                            was fine-tuned from with its sha256, ...)
 RUN_DIR/snapshots/          numbered snapshot pairs + latest.json (see snapshots.py)
 RUN_DIR/samples/*.png       reals.png, loss_curve.png, and at each snapshot a grid of the
                             fixed latents (step-*.png) plus the recipe's other previews
@@ -10,6 +11,9 @@ RUN_DIR/model.safetensors   the final model (EMA generator + discriminator; VAE:
 
 Works as one process or under torchrun (every rank trains; only rank 0 writes files).
 A stop request (Ctrl+C, SIGTERM) is honoured between steps: a snapshot is written first.
+A run may start from a checkpoint (`init`, any format `load_model` reads): the recipe adopts
+the model's architecture and the networks start from its weights (fine-tuning). Resuming needs
+only the snapshots; an `init` given again must be the same file (checked by sha256).
 Recipe options come as `key=value` text (CLI `--option`, the trainer nodes' options box):
 `parse_options` reads them and `typed_options` checks them against the recipe's defaults.
 """
@@ -26,13 +30,15 @@ from pathlib import Path
 import torch
 
 from ..errors import GanStudioError
-from ..formats import save_model
+from ..formats import load_model, save_model
 from ..formats.atomic import atomic_path
+from ..formats.native import file_sha256
+from ..model import GenerativeModel
 from .datasets import load_image_folder
 from .distributed import DistContext
 from .loop import Trainer, learning_rates
 from .plots import image_grid, to_pil
-from .recipes import RECIPES, make_recipe
+from .recipes import RECIPES, make_recipe, recipe_names
 from .snapshots import latest_snapshot, read_state, write_snapshot
 
 # Settings that define the run's math: a resumed run must keep them.
@@ -60,6 +66,8 @@ class RunSettings:
     snap_every: int = 1000    # steps
     log_every: int = 50       # steps
     keep: int = 0             # snapshots to keep (0 = all)
+    init: str | None = None   # checkpoint the run was started from (fine-tuning)
+    init_sha256: str | None = None
 
 
 class Run:
@@ -81,16 +89,24 @@ class Run:
                                  "choose another --out")
         if latest:
             return self._resume(latest, explicit)
+        init = self._load_init("recipe" in explicit)
         options = typed_options(self.s.recipe, self.s.options)
+        if init is not None:
+            if int(options.get("resolution", init.resolution)) != init.resolution:
+                raise GanStudioError(f"the model is {init.resolution}px but the run asks for "
+                                     f"{options['resolution']}px: leave out --resolution (the "
+                                     "dataset is resized to the model's)")
+            options["resolution"] = init.resolution
         # Check the options before reading a folder that may take minutes to decode; the
         # class count is not known yet, so a conditional recipe is checked with one class.
         conditional = self.s.recipe in RECIPES and RECIPES[self.s.recipe].conditional
         probe = make_recipe(self.s.recipe, options, int(conditional))
         dataset = self._load_data(probe.resolution)
         recipe = make_recipe(self.s.recipe, options, dataset.num_classes)
-        self.s.options = dict(recipe.options)
         trainer = Trainer(recipe, dataset, batch=self.s.batch, seed=self.s.seed,
-                          device=self.device, batch_gpu=self.s.batch_gpu, dist=self.dist)
+                          device=self.device, batch_gpu=self.s.batch_gpu, dist=self.dist,
+                          init_model=init)
+        self.s.options = dict(trainer.recipe.options)  # with the adopted architecture
         if self.dist.is_main:
             _write_json(self.out / "run.json", asdict(self.s))
             self.sample_dir.mkdir(parents=True, exist_ok=True)
@@ -98,9 +114,52 @@ class Run:
         self.log(f"training {trainer.describe()}")
         return trainer
 
+    def _load_init(self, recipe_given: bool) -> GenerativeModel | None:
+        """The model a fresh run starts from (None: random init); picks the recipe from the
+        model when none was given, and refuses a recipe that trains another architecture
+        before any data is read."""
+        if not self.s.init:
+            return None
+        path = Path(self.s.init)
+        if not path.is_file():
+            raise GanStudioError(f"--init {path}: no such file")
+        self.log(f"starting from {path.name}")
+        model = load_model(path)
+        self.s.init, self.s.init_sha256 = str(path), file_sha256(path)
+        if not recipe_given:
+            self.s.recipe = recipe_for(model)
+        elif self.s.recipe in RECIPES and RECIPES[self.s.recipe].architecture != \
+                model.architecture:
+            raise GanStudioError(
+                f"recipe {self.s.recipe} trains {RECIPES[self.s.recipe].architecture} models "
+                f"but {path.name} is a {model.describe()} model; "
+                + _recipes_hint(model.architecture))
+        return model
+
+    def _check_init(self, stored: dict) -> None:
+        """A resumed run keeps the checkpoint it started from: an --init given again must be
+        that file (any path, same sha256)."""
+        given, theirs = self.s.init, stored.get("init")
+        self.s.init, self.s.init_sha256 = theirs, stored.get("init_sha256")
+        if not given:
+            return
+        if not theirs:
+            raise GanStudioError(f"this run was not started from a checkpoint, so it cannot "
+                                 f"continue from {Path(given).name}: leave out --init to "
+                                 "resume it, or start a new run in another --out")
+        if not Path(given).is_file():
+            raise GanStudioError(f"--init {given}: no such file")
+        if file_sha256(given) != stored.get("init_sha256"):
+            raise GanStudioError(
+                f"this run was started from {Path(theirs).name} (sha256 "
+                f"{str(stored.get('init_sha256'))[:12]}...), not {Path(given).name}: leave "
+                "out --init to resume it (the snapshots hold the weights), or start a new "
+                "run in another --out")
+
     def _resume(self, latest: dict[str, Path], explicit: set[str]) -> Trainer:
         tensors, meta = read_state(latest["state"])
         stored = self._stored_settings(meta)
+        self._check_init(stored)
         # Learning rates may change on resume (e.g. lower after a divergence); other recipe
         # options define the run and must stay.
         rates = {k: v for k, v in self.s.options.items() if k in learning_rates(meta["options"])}
@@ -300,6 +359,29 @@ def _like(key: str, value, default):
         raise GanStudioError(f"recipe option {key} must be {kind} (default {default!r}), "
                              f"got {value!r}")
     return value
+
+
+def recipe_for(model: GenerativeModel) -> str:
+    """The recipe that fine-tunes `model` when none is named: the one it was trained with,
+    else one for its architecture (conditional when the model has classes)."""
+    named = (model.metadata.get("provenance") or {}).get("recipe")
+    if named in RECIPES and RECIPES[named].architecture == model.architecture:
+        return named
+    fits = [n for n in recipe_names() if RECIPES[n].architecture == model.architecture]
+    if not fits:
+        raise GanStudioError(f"GAN Studio cannot train {model.architecture} models; "
+                             + _recipes_hint(model.architecture))
+    conditional = model.num_classes > 0
+    return min(fits, key=lambda n: (RECIPES[n].conditional != conditional,
+                                    n != model.architecture, n))
+
+
+def _recipes_hint(architecture: str) -> str:
+    fits = [n for n in recipe_names() if RECIPES[n].architecture == architecture]
+    if fits:
+        return f"use --recipe {' or '.join(fits)} (or leave out --recipe)"
+    trainable = sorted({cls.architecture for cls in RECIPES.values()})
+    return f"the recipes train {', '.join(trainable)} models"
 
 
 def _step_of(latest: dict[str, Path]) -> int:

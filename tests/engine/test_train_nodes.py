@@ -125,6 +125,31 @@ def make_trainer(engine, shapes_input):
     return node_class(engine, "GANStudioTrainer").execute(dataset, **trainer_inputs_).result[0]
 
 
+def test_zero_rates_and_betas_mean_each_recipes_own_defaults(engine, shapes_input):
+    dataset = node_class(engine, "GANStudioTrainingDataset").execute(
+        SHAPES, 32, "crop", False, "#ffffff").result[0]
+    node = node_class(engine, "GANStudioTrainer")
+    zeros = {"lr_g": 0.0, "lr_d": 0.0, "beta1": 0.0, "beta2": 0.0}
+
+    def options(recipe, text="", **widgets):
+        inputs = {k: v for k, v in trainer_inputs(recipe=recipe, **widgets).items()
+                  if k != "dataset"}
+        trainer = node.execute(dataset, **inputs, options=text).result[0]
+        return {k: trainer.recipe.options[k] for k in zeros}
+
+    sg2 = options("stylegan2-ada", "z_dim=16\nw_dim=16\nmax_channels=16", **zeros,
+                  diffaugment="off")
+    assert sg2 == {"lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0, "beta2": 0.99}
+    assert options("dcgan", **zeros) == {"lr_g": 0.0002, "lr_d": 0.0002, "beta1": 0.5,
+                                         "beta2": 0.999}
+    # Values set in the widgets win; a widget left at 0 may be set in options instead.
+    assert options("dcgan", "beta1=0", **{**zeros, "lr_g": 0.0001, "beta2": 0.9},
+                   loss="wgan-gp") == {"lr_g": 0.0001, "lr_d": 0.0002, "beta1": 0.0,
+                                       "beta2": 0.9}
+    with pytest.raises(Exception, match="set beta2 with its own input"):
+        options("dcgan", "beta2=0.5", beta2=0.9)
+
+
 def test_train_steps_never_changes_its_input(engine, shapes_input):
     trainer = make_trainer(engine, shapes_input)
     steps_node = node_class(engine, "GANStudioTrainSteps")

@@ -139,6 +139,60 @@ def test_upfirdn2d_gradients_match_reference():
     torch.testing.assert_close(g1, g2)
 
 
+def _second_order_grad(fn, x):
+    """d/dx of |d(|fn(x)|^2)/dx|^2: the double backward an R1 penalty runs."""
+    x = x.detach().requires_grad_(True)
+    g, = torch.autograd.grad(fn(x).square().sum(), x, create_graph=True)
+    return torch.autograd.grad(g.square().sum(), x)[0]
+
+
+@pytest.mark.parametrize("taps,up,down,padding", CASES)
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_upfirdn2d_double_backward_matches_reference(taps, up, down, padding, layout):
+    torch.manual_seed(5)
+    x = torch.randn(2, 3, 9, 11, dtype=torch.float64).contiguous(memory_format=layout)
+    f = setup_filter(taps).double()
+    up2 = (up, up) if isinstance(up, int) else up
+    down2 = (down, down) if isinstance(down, int) else down
+    pad4 = (padding,) * 4 if isinstance(padding, int) else padding
+    got = _second_order_grad(
+        lambda v: upfirdn2d(v, f, up=up, down=down, padding=padding, gain=1.3), x)
+    want = _second_order_grad(
+        lambda v: reference_upfirdn2d(v, f, up2, down2, pad4, gain=1.3), x)
+    torch.testing.assert_close(got, want)
+
+
+def test_upfirdn2d_and_resampling_convs_pass_gradgradcheck():
+    torch.manual_seed(6)
+    f = setup_filter([1, 3, 3, 1]).double()
+    x = torch.randn(1, 2, 4, 5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 2, 3, 3, dtype=torch.float64)
+    w1 = torch.randn(2, 2, 1, 1, dtype=torch.float64)
+    checks = [
+        (lambda x: downsample2d(x, f), (x,)),
+        (lambda x: upfirdn2d(x, f, up=2, down=2, padding=(1, 2, 2, 1)), (x,)),
+        # the FIR filter carries the layer's bias (1x1 upsampling): both get gradients
+        (lambda x, b: conv2d_resample(x, w1, f, up=2, bias=b), (x, b)),
+        (lambda x, b: conv2d_resample(x, w, f, up=2, padding=1, bias=b), (x, b)),
+    ]
+    for fn, inputs in checks:
+        assert torch.autograd.gradgradcheck(fn, inputs)
+
+
+def test_upfirdn2d_backward_under_bf16_autocast():
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    w = torch.randn(4, 4, 3, 3, requires_grad=True)
+    f = setup_filter([1, 3, 3, 1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv2d_resample(x, w, f, down=2, padding=1)
+        assert y.dtype == torch.bfloat16
+        g, = torch.autograd.grad(y.float().square().sum(), x, create_graph=True)
+    g.square().sum().backward()
+    assert x.grad.dtype == torch.float32 and torch.isfinite(x.grad).all()
+    assert w.grad is not None and torch.isfinite(w.grad).all()
+
+
 def test_upfirdn2d_keeps_half_precision():
     x = torch.randn(1, 2, 6, 6).to(torch.bfloat16)
     y = upsample2d(x, setup_filter([1, 3, 3, 1]))
