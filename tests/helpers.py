@@ -7,6 +7,7 @@ from pathlib import Path
 import gan_models
 from gan_models.architectures.dcgan import calibrate_batchnorm
 
+SHAPE_CLASSES = ["circle", "square", "triangle"]  # class names of the tiny conditional models
 TINY_DCGAN = {"resolution": 32, "z_dim": 16, "base_channels": 8, "max_channels": 32,
               "embed_dim": 8}
 

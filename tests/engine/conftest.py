@@ -9,9 +9,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # engine_prompts, helpers
-from helpers import save_tiny  # noqa: E402
-
-SHAPE_CLASSES = ["circle", "square", "triangle"]
+from helpers import SHAPE_CLASSES, save_tiny  # noqa: E402
 
 
 @pytest.fixture(scope="session")

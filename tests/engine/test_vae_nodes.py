@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import SHAPE_CLASSES
+from helpers import SHAPE_CLASSES
 from PIL import Image
 
 import gan_models
