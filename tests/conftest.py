@@ -13,6 +13,9 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 
@@ -41,5 +44,16 @@ def _torchaudio_shim() -> None:
 
 _import_library()
 _torchaudio_shim()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny-network tests: extra OpenMP threads only add
+    synchronisation (badly so on a busy machine), and one thread keeps CPU results
+    independent of the core count. Use with pytest.mark.usefixtures("one_thread")."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 if str(SCRIPTS) not in sys.path:
     sys.path.append(str(SCRIPTS))  # comfy_engine, run_workflow: no names that clash with ComfyUI

@@ -15,17 +15,9 @@ import gan_models
 from gan_models.training import read_state
 from gan_models.training.shapes import write_shapes_folder
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("one_thread")]
 REPO = Path(__file__).resolve().parents[2]
 SHAPES = "gan_studio_shapes"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: more threads only add contention
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,10 @@ from safetensors.torch import load_file
 import gan_models
 from gan_models.training.shapes import write_shapes_folder
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("one_thread")]
 SHAPES = "gs_vae_shapes"
 PICTURE = "gs_vae_circle.png"
 TINY_OPTIONS = "max_channels=16\n# no residual blocks: fast\nres_blocks=0\n"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: more threads only add contention
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

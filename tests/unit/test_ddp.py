@@ -26,6 +26,7 @@ from gan_models.__main__ import main
 from gan_models.training import Trainer, load_image_folder, make_recipe
 from gan_models.training.shapes import write_shapes_folder
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 REPO = Path(__file__).resolve().parents[2]
 TINY = {"resolution": 32, "z_dim": 16, "base_channels": 8, "max_channels": 32, "embed_dim": 8,
         "diffaugment": "translation,color", "loss": "wgan-gp", "ema_kimg": 0.05}
@@ -53,14 +54,6 @@ tensors, _ = trainer.state_dict(include_rng=False)
 save_file(tensors, f"{{out}}/rank{{dist.rank}}.safetensors")
 sys.exit(main(["train", "--data", data, "--out", f"{{out}}/ddp", *cli_args]))
 """
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 from fixtures_foreign import nvlabs_network_dict, write_nvlabs_pickle  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
 TINY = {"resolution": 16, "z_dim": 16, "w_dim": 16, "base_channels": 8, "max_channels": 16}
 # NVlabs train.py-style kwargs of a tiny 16 px network (channels 16 -> 8).
 G_KW = {"z_dim": 8, "w_dim": 8, "mapping_kwargs": {"num_layers": 2}, "channel_base": 128,
@@ -31,14 +33,6 @@ D_KW = {"block_kwargs": {"freeze_layers": 0}, "mapping_kwargs": {},
         "epilogue_kwargs": {"mbstd_group_size": 4}, "channel_base": 128, "channel_max": 16,
         "num_fp16_res": 0, "conv_clamp": 256, "c_dim": 0, "img_resolution": 16,
         "img_channels": 3}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions: more threads only add contention
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

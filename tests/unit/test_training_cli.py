@@ -20,17 +20,11 @@ from gan_models.__main__ import main
 from gan_models.training import read_state
 from gan_models.training.shapes import write_shapes_folder
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
 REPO = Path(__file__).resolve().parents[2]
 TINY_ARGS = ["--resolution", "32", "--z-dim", "16", "--base-channels", "8",
              "--max-channels", "32", "--batch", "8", "--seed", "3"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions: more threads only add contention
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -21,17 +21,9 @@ from gan_models.training import (
 )
 from gan_models.training.shapes import write_shapes_folder
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
 TINY = {"resolution": 32, "z_dim": 16, "base_channels": 8, "max_channels": 32, "embed_dim": 8}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny convolutions: extra OpenMP threads only add synchronisation (badly so on a busy
-    # machine), and one thread keeps CPU results independent of the core count.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -37,15 +37,9 @@ from gan_models.vae_ops import (
     with_mask_alpha,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
 TINY = {"resolution": 16, "z_dim": 8, "base_channels": 16, "max_channels": 32, "res_blocks": 0}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions: more threads only add contention
-    yield
-    torch.set_num_threads(threads)
 
 
 def shapes(n: int, seed: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,16 +20,10 @@ from gan_models.training.run import parse_options, typed_options
 from gan_models.training.shapes import write_shapes_folder
 from gan_models.training.state import unflatten
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
 TINY = ["--resolution", "16", "--z-dim", "8", "--base-channels", "8", "--batch", "8",
         "--seed", "5", "--option", "max_channels=16", "--option", "res_blocks=0"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions: more threads only add contention
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -22,16 +22,10 @@ from gan_models.training.shapes import SHAPES, draw_shape
 from gan_models.vae_losses import vq_losses
 from gan_models.vae_ops import encode_images, reconstruct
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
 TINY = {"resolution": 16, "base_channels": 16, "max_channels": 32, "res_blocks": 0,
         "codebook_size": 32, "code_dim": 4, "downsample": 4}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions: more threads only add contention
-    yield
-    torch.set_num_threads(threads)
 
 
 def shapes(n: int, seed: int, size: int = 16) -> torch.Tensor:
