@@ -5,7 +5,7 @@
 
 Keeps the networks a user needs (generator, plus the encoder of a VAE; the discriminator is
 dropped to keep the file small) and records the run's recipe, options, steps, images shown,
-training wall time and the data note in the model's metadata.
+training wall time, the checkpoint a fine-tuning run started from and the data note in the model's metadata.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def main(argv: list[str]) -> int:
         "batch": settings["batch"], "seed": settings["seed"],
         "steps": step, "kimg": round(step * settings["batch"] / 1000, 2),
         "train_wall_s": last.get("elapsed_s"), "command": args.command,
+        # a fine-tuned model names the checkpoint it started from
+        "init": settings.get("init"), "init_sha256": settings.get("init_sha256"),
         "last_metrics": {k: v for k, v in last.items() if k not in ("time",)},
     }
     roles = tuple(r for r in model.networks if r != "discriminator")

@@ -24,7 +24,7 @@ from ..training.losses import LOSSES
 # argparse destinations that are recipe options (None = not given: recipe default).
 RECIPE_OPTIONS = ("resolution", "z_dim", "base_channels", "max_channels", "loss", "lr_g", "lr_d",
                   "beta1", "beta2", "gp_weight", "diffaugment", "ema_kimg", "amp")
-RUN_OPTIONS = ("data", "recipe", "batch", "batch_gpu", "kimg", "seed", "xflip", "fit",
+RUN_OPTIONS = ("data", "recipe", "batch", "batch_gpu", "kimg", "minutes", "seed", "xflip", "fit",
                "background", "snap_every", "log_every", "keep", "init")
 
 
@@ -57,6 +57,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="micro-batch per process; smaller values accumulate gradients")
     p.add_argument("--kimg", type=float, default=None,
                    help="train until this many thousand images have been shown (default 100)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="stop (with a snapshot and the exported model) once the run has "
+                        "trained this long, resumes included and snapshot writing excluded; "
+                        "whichever of --kimg and --minutes comes first ends the run "
+                        "(default 0: no time limit)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its latest snapshot (starts fresh "
                         "when there is none)")
@@ -115,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         given["options"] = options
     if args.data is None and not args.resume:
         raise GanStudioError("--data is required to start a run")
+    if given.get("minutes", 0) < 0:
+        raise GanStudioError("--minutes must be positive (0 = no time limit)")
     for key in ("snap_every", "log_every", "batch", "kimg"):
         if key in given and given[key] <= 0:
             raise GanStudioError(f"--{key.replace('_', '-')} must be positive")

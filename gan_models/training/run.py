@@ -44,7 +44,7 @@ from .snapshots import latest_snapshot, read_state, write_snapshot
 # Settings that define the run's math: a resumed run must keep them.
 FIXED = ("recipe", "options", "batch", "seed", "xflip", "fit", "background")
 # Settings a resumed run may change; when not given again they keep their stored values.
-ADJUSTABLE = ("data", "kimg", "batch_gpu", "snap_every", "log_every", "keep")
+ADJUSTABLE = ("data", "kimg", "minutes", "batch_gpu", "snap_every", "log_every", "keep")
 STOPPED = 130
 # File names of preview grids: samples/<stem>-<step>.png (other grids use their own name).
 GRID_STEMS = {"samples": "step", "reconstructions": "recon"}
@@ -59,6 +59,7 @@ class RunSettings:
     batch: int = 32
     batch_gpu: int | None = None
     kimg: float = 100.0
+    minutes: float = 0.0      # training-time budget, resumes included (0 = none)
     seed: int = 0
     xflip: bool = False
     fit: str = "crop"
@@ -223,25 +224,34 @@ class Run:
 
     # --- the loop -------------------------------------------------------------------------
     def train(self, trainer: Trainer, stop_requested: Callable[[], bool] = lambda: False) -> int:
-        """Train to the settings' kimg; returns 0 when done or STOPPED after a stop request."""
+        """Train to the settings' kimg or time budget (whichever comes first); returns 0 when
+        done or STOPPED after a stop request."""
         total = max(1, math.ceil(self.s.kimg * 1000 / trainer.batch))
+        budget_s = self.s.minutes * 60 if self.s.minutes > 0 else math.inf
         window: list[dict] = []
-        stopped = False
+        stopped = out_of_time = False
         logged_at = trainer.elapsed_s  # training seconds (snapshot writing excluded)
 
         def on_step(t: Trainer, metrics: dict) -> None:
-            nonlocal stopped
+            nonlocal stopped, out_of_time
             window.append(metrics)
             stopped = self.dist.any_flag(stop_requested(), self.device)
+            # Ranks agree, so all of them leave the loop at the same step.
+            out_of_time = self.dist.any_flag(t.elapsed_s >= budget_s, self.device)
 
-        while trainer.step < total and not stopped:
+        out_of_time = trainer.elapsed_s >= budget_s
+        while trainer.step < total and not stopped and not out_of_time:
             trainer.train_steps(1, on_step)
             step = trainer.step
-            if step % self.s.log_every == 0 or step == total or stopped:
+            last = step == total or stopped or out_of_time
+            if step % self.s.log_every == 0 or last:
                 self._write_metrics(trainer, window, trainer.elapsed_s - logged_at)
                 window, logged_at = [], trainer.elapsed_s
-            if step % self.s.snap_every == 0 or step == total or stopped:
+            if step % self.s.snap_every == 0 or last:
                 self.snapshot(trainer)
+        if out_of_time and not stopped:
+            self.log(f"time budget of {self.s.minutes:g} min reached at step {trainer.step} "
+                     f"({trainer.kimg:.1f} kimg)")
         if stopped:
             self.log(f"stopped at step {trainer.step}; resume with --resume")
             return STOPPED

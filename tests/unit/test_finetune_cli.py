@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -99,6 +100,16 @@ def test_fine_tunes_an_nvlabs_pickle_resumes_and_refuses_another_init(flat, tmp_
     err = capsys.readouterr().err
     assert "started from network-snapshot.pkl" in err and "not other.pkl" in err
     assert latest_step(out) == 4
+
+    # The shippable export records where the fine-tuning started and drops D.
+    exported = tmp_path / "exported.safetensors"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "export_model.py"), str(out),
+                    str(exported), "--half"], check=True, capture_output=True)
+    shipped = gan_models.load_model(exported)
+    provenance = shipped.metadata["provenance"]
+    assert provenance["init"] == str(pkl) and provenance["init_sha256"] == file_sha256(pkl)
+    assert provenance["steps"] == 4 and provenance["recipe"] == "stylegan2-ada"
+    assert "discriminator" not in shipped.networks
 
 
 def test_refusals_name_the_problem(flat, tmp_path, capsys):

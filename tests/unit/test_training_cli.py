@@ -131,3 +131,23 @@ def test_ctrl_c_writes_a_checkpoint_that_resumes(data, tmp_path):
     assert main(["train", "--out", str(out), "--resume", "--kimg", str(kimg)]) == 0
     final = gan_models.load_model(out / "model.safetensors")
     assert final.metadata["provenance"]["steps"] == step + 2
+
+
+def test_a_time_budget_ends_the_run_with_a_snapshot_and_the_model(data, tmp_path):
+    out = tmp_path / "run"
+    # 6 ms of training: the first step already uses it up.
+    assert train(data, out, "--kimg", "1", "--minutes", "0.0001", "--snap-every", "50") == 0
+    assert json.loads((out / "snapshots" / "latest.json").read_text())["step"] == 1
+    assert gan_models.load_model(out / "model.safetensors").metadata["provenance"]["steps"] == 1
+    assert [m["step"] for m in metrics(out)] == [1]
+    # The budget counts the run's whole training time: resuming with it does nothing more...
+    assert main(["train", "--out", str(out), "--resume"]) == 0
+    assert json.loads((out / "snapshots" / "latest.json").read_text())["step"] == 1
+    # ...and a larger budget carries on.
+    assert main(["train", "--out", str(out), "--resume", "--minutes", "0", "--kimg", "0.024"]) == 0
+    assert json.loads((out / "snapshots" / "latest.json").read_text())["step"] == 3
+
+
+def test_a_negative_time_budget_is_refused(data, tmp_path, capsys):
+    assert train(data, tmp_path / "run", "--minutes", "-1") != 0
+    assert "--minutes" in capsys.readouterr().err
