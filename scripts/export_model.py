@@ -5,7 +5,8 @@
 
 Keeps the networks a user needs (generator, plus the encoder of a VAE; the discriminator is
 dropped to keep the file small) and records the run's recipe, options, steps, images shown,
-training wall time, the checkpoint a fine-tuning run started from and the data note in the model's metadata.
+training wall time, the checkpoint a fine-tuning run started from and the data note in the
+model's metadata.
 """
 
 from __future__ import annotations
