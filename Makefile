@@ -5,18 +5,16 @@
 PY := .venv/bin/python
 DEMO_OUT ?= output/demo
 
-.PHONY: setup demo test lint bench workflows
+.PHONY: setup demo test lint bench workflows starter-model
 
 setup:
 	bash scripts/setup.sh
 
 demo: setup
-	$(PY) scripts/make_demo_model.py
 	$(PY) scripts/run_workflow.py workflows/api/sample_grid.json --out $(DEMO_OUT)
 
 test: setup
 	COMFYUI_VERSION=0.30.0 bash scripts/setup.sh
-	$(PY) scripts/make_demo_model.py
 	$(PY) -m pytest
 	@echo "== engine and server tests again on ComfyUI 0.30.0 =="
 	COMFYUI_VERSION=0.30.0 $(PY) -m pytest tests/engine tests/server
@@ -28,6 +26,9 @@ bench: setup
 	$(PY) bench/bench_generate.py
 
 workflows: setup
-	$(PY) scripts/make_demo_model.py
 	$(PY) scripts/build_workflows.py --thumbnails
 	$(PY) scripts/node_reference.py
+
+# Retrain the shipped starter GAN and the DCGAN it is compared with (hours on a CPU; resumable).
+starter-model: setup
+	bash scripts/train_starter_model.sh

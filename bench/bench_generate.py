@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_generate.py [--repeats 5]
 
-Prints JSON: images/s at batch 1/16/64 for a 64 px DCGAN (the demo model's size), called
+Prints JSON: images/s at batch 1/16/64 for a 64 px DCGAN, called
 directly (gan_models.generate_in_chunks) and through the real ComfyUI engine in-process
 (Load -> Sample -> Generate with a new seed each run, the loaded model cached as in a
 server, executed up to Generate with no file I/O), the engine overhead in percent, and

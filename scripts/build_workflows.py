@@ -15,8 +15,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-DEMO_MODEL = "gan_studio_demo.safetensors"
-VAE_MODEL = "gan_studio_twemoji_vae.safetensors"  # shipped in the pack's models/gan
+# Shipped in the pack's models/gan (docs/models.md): every workflow that uses only these runs
+# out of the box.
+STARTER_MODEL = "gan_studio_twemoji_stylegan2.safetensors"
+VAE_MODEL = "gan_studio_twemoji_vae.safetensors"
 NGC = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
 SG2_FFHQ = "stylegan2-ffhq-256x256.pkl"  # NVlabs' official pickles: users download them
 SG3_FFHQU = "stylegan3-t-ffhqu-256x256.pkl"
@@ -28,7 +30,7 @@ def nvlabs_model(name: str) -> list[dict]:
 
 
 def sample_grid(wf) -> None:
-    model = wf.add("GANStudioLoadModel", ckpt_name=DEMO_MODEL)
+    model = wf.add("GANStudioLoadModel", ckpt_name=STARTER_MODEL)
     latents = wf.add("GANStudioSampleLatents", model=model.out(), seed=0, batch_size=16)
     images = wf.add("GANStudioGenerate", model=model.out(), latents=latents.out())
     bigger = wf.add("ImageScaleBy", image=images.out(), upscale_method="nearest-exact",
@@ -41,19 +43,23 @@ def sample_grid(wf) -> None:
 
 
 def class_grid(wf) -> None:
-    model = wf.add("GANStudioLoadModel", ckpt_name=DEMO_MODEL)
+    model = wf.add("GANStudioLoadModel", ckpt_name=STARTER_MODEL)
     latents = wf.add("GANStudioSampleLatents", model=model.out(), seed=7, batch_size=8)
     cond = wf.add("GANStudioClassCondition", model=model.out(), latents=latents.out(),
-                  classes="0, 1, 2, 3", mode="cycle")
+                  classes="smileys_and_emotion, animals_and_nature, food_and_drink, flags",
+                  mode="cycle")
     images = wf.add("GANStudioGenerate", model=model.out(), latents=cond.out())
     wf.add("SaveImage", images=images.out(), filename_prefix="gan_studio/class_grid")
     wf.note("**Class-conditional grid.** `classes` lists class names or indices of a "
-            "conditional model; `cycle` gives sample *i* the *i*-th class, `mix` blends them "
-            "with weights such as `0:0.5, 3:0.5`.", near=cond)
+            "conditional model (the starter model's nine are the Unicode emoji categories: "
+            "activities, animals_and_nature, flags, food_and_drink, objects, people_and_body, "
+            "smileys_and_emotion, symbols, travel_and_places); `cycle` gives sample *i* the "
+            "*i*-th class, `mix` blends them with weights such as `flags:0.5, symbols:0.5`.",
+            near=cond)
 
 
 def looping_animation(wf) -> None:
-    model = wf.add("GANStudioLoadModel", ckpt_name=DEMO_MODEL)
+    model = wf.add("GANStudioLoadModel", ckpt_name=STARTER_MODEL)
     path = wf.add("GANStudioKeyframePath", model=model.out(), seeds="1, 5, 42, 7",
                   frames_per_segment=24, interpolation="spline", easing="constant speed",
                   loop=True, truncation_psi=0.8, seconds=0.0, fps=24.0)
@@ -98,7 +104,7 @@ def train_from_folder(wf) -> None:
 
 
 def seed_morph(wf) -> None:
-    model = wf.add("GANStudioLoadModel", ckpt_name=DEMO_MODEL)
+    model = wf.add("GANStudioLoadModel", ckpt_name=STARTER_MODEL)
     start = wf.add("GANStudioSampleLatents", title="Sample Latents (from)", model=model.out(),
                    seed=3, batch_size=1, truncation_psi=0.8)
     end = wf.add("GANStudioSampleLatents", title="Sample Latents (to)", model=model.out(),
@@ -115,7 +121,7 @@ def seed_morph(wf) -> None:
 
 
 def style_mixing(wf) -> None:
-    model = wf.add("GANStudioLoadModel", ckpt_name=SG2_FFHQ, models=nvlabs_model(SG2_FFHQ))
+    model = wf.add("GANStudioLoadModel", ckpt_name=STARTER_MODEL)
     rows = wf.add("GANStudioSampleLatents", title="Sample Latents (rows)", model=model.out(),
                   seed=0, batch_size=3, truncation_psi=0.7)
     cols = wf.add("GANStudioSampleLatents", title="Sample Latents (columns)",
@@ -124,11 +130,12 @@ def style_mixing(wf) -> None:
                    preset="coarse", layer_start=0, layer_end=4, layout="grid")
     images = wf.add("GANStudioGenerate", model=model.out(), latents=mixed.out())
     wf.add("SaveImage", images=images.out(), filename_prefix="gan_studio/style_mixing")
-    wf.note("**Style mixing** (StyleGAN2). Each row image takes the *coarse* styles (pose, "
-            "face shape) of each column image: 3 x 3 results, row by row. Try `middle` "
-            "(features) or `fine` (colours). Needs NVIDIA's `stylegan2-ffhq-256x256.pkl` in "
-            "`ComfyUI/models/gan` (any StyleGAN2/StyleGAN2-ADA pickle or rosinality .pt "
-            "works: it is read safely, without running code from the file).", near=mixed)
+    wf.note("**Style mixing** (StyleGAN2). Each row image takes the *coarse* styles (overall "
+            "shape and layout; pose and face shape in a face model) of each column image: "
+            "3 x 3 results, row by row. Try `middle` (features) or `fine` (colours). Any "
+            "StyleGAN2 works, e.g. NVIDIA's `stylegan2-ffhq-256x256.pkl` in "
+            "`ComfyUI/models/gan` (pickles and rosinality .pt files are read safely, without "
+            "running code from the file).", near=mixed)
 
 
 def stylegan3_transform(wf) -> None:

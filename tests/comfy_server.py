@@ -72,7 +72,6 @@ def start_server(root: Path, frontend: bool = False) -> Server:
 
     save_tiny(dirs["models"] / "gan", "tiny_cond.safetensors", num_classes=3,
               class_names=["circle", "square", "triangle"])
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_demo_model.py")], check=True)
     from helpers import write_nvlabs_standins
 
     from gan_models.training.shapes import write_shapes_folder
