@@ -9,7 +9,8 @@
 #    thread each, for the same training time (MINUTES, default 90; snapshot writing excluded);
 # 3. measures both (FD and KID on EfficientNet-Lite0 features, class accuracy with a
 #    classifier trained on the real labelled images) into runs/starter/*/eval.json;
-# 4. exports the StyleGAN2 generator as float16 into models/gan/.
+# 4. draws both side by side, a row per class (docs/starter_models.jpg);
+# 5. exports the StyleGAN2 generator as float16 into models/gan/.
 # Every step is resumable: run it again after an interruption and it carries on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,9 @@ for run in stylegan2 cdcgan; do
     $PY -m gan_models evaluate "$RUNS/$run/model.safetensors" --data "$DATA" --num 2000 \
         --classifier "$CLASSIFIER" "${train_classifier[@]}" --out "$RUNS/$run/eval.json"
 done
+
+$PY scripts/class_sheet.py "$RUNS/stylegan2/model.safetensors" "$RUNS/cdcgan/model.safetensors" \
+    --out docs/starter_models.jpg
 
 $PY scripts/export_model.py "$RUNS/stylegan2" "$TARGET" --half \
     --data-note "Twemoji 64x64 (npm emoji-datasource-twitter@16.0.0), CC-BY-4.0, Twitter, Inc. and other contributors; 9 Unicode categories as classes" \
