@@ -8,10 +8,10 @@
 # 2. trains a class-conditional StyleGAN2-ADA and a conditional DCGAN side by side, one CPU
 #    thread each, for the same training time (MINUTES, default 90; snapshot writing excluded);
 # 3. measures both at that point (FD and KID on EfficientNet-Lite0 features, class accuracy
-#    with a classifier trained on the real labelled images): runs/starter/*/eval-90min.json,
-#    and draws them side by side, a row per class: docs/starter_models.jpg;
-# 4. trains the StyleGAN2 on (two threads) until SHIP_MINUTES of training, measures it again
-#    and exports its generator as float16 into models/gan/.
+#    with a classifier trained on the real labelled images): runs/starter/*/eval-90min.json;
+# 4. trains the StyleGAN2 on (two threads) until SHIP_MINUTES of training and measures it
+#    again; draws the three side by side, a row per class (docs/starter_models.jpg); exports
+#    the StyleGAN2 generator as float16 into models/gan/.
 # Every step is resumable: run it again after an interruption and it carries on (finished
 # measurements are kept).
 set -euo pipefail
@@ -60,12 +60,12 @@ fi
 for run in stylegan2 cdcgan; do
     measure "$RUNS/$run/model-${MINUTES}min.safetensors" "$RUNS/$run/eval-${MINUTES}min.json"
 done
-$PY scripts/class_sheet.py "$RUNS/stylegan2/model-${MINUTES}min.safetensors" \
-    "$RUNS/cdcgan/model-${MINUTES}min.safetensors" --out docs/starter_models.jpg
-
 # The shipped model trains on.
 train stylegan2 "$SHIP_MINUTES" 2 "${STYLEGAN2[@]}"
 measure "$RUNS/stylegan2/model.safetensors" "$RUNS/stylegan2/eval-${SHIP_MINUTES}min.json"
+$PY scripts/class_sheet.py "$RUNS/stylegan2/model-${MINUTES}min.safetensors" \
+    "$RUNS/cdcgan/model-${MINUTES}min.safetensors" "$RUNS/stylegan2/model.safetensors" \
+    --out docs/starter_models.jpg
 $PY scripts/export_model.py "$RUNS/stylegan2" "$TARGET" --half \
     --data-note "Twemoji 64x64 (npm emoji-datasource-twitter@16.0.0), CC-BY-4.0, Twitter, Inc. and other contributors; 9 Unicode categories as classes" \
     --command "bash scripts/train_starter_model.sh (MINUTES=$MINUTES SHIP_MINUTES=$SHIP_MINUTES)"
