@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data is None and not args.resume:
         raise GanStudioError("--data is required to start a run")
     if given.get("minutes", 0) < 0:
-        raise GanStudioError("--minutes must be positive (0 = no time limit)")
+        raise GanStudioError("--minutes must not be negative (0 = no time limit)")
     for key in ("snap_every", "log_every", "batch", "kimg"):
         if key in given and given[key] <= 0:
             raise GanStudioError(f"--{key.replace('_', '-')} must be positive")
