@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_common import peak_rss_mb
+
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = [1, 5, 42, 7]
 STYLEGAN2_F = {"z_dim": 512, "c_dim": 0, "w_dim": 512, "img_resolution": 256, "img_channels": 3,
@@ -36,10 +38,6 @@ def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
     return pages * resource.getpagesize() / 2**20
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def build_model(arch: str):

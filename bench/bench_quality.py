@@ -24,15 +24,11 @@ import sys
 import time
 from pathlib import Path
 
+from bench_common import use_library
+
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "models" / "gan" / "twemoji_cdcgan_64.safetensors"
 RUN = REPO / "runs" / "twemoji_cdcgan"
-
-
-def use_library() -> None:
-    """Make the library importable (this process never imports ComfyUI)."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
 
 
 def default_checkpoint() -> Path:

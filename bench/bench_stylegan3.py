@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the library, no ComfyUI
 
 import torch  # noqa: E402
+from bench_common import peak_rss_mb
 
 from gan_models.architectures.stylegan3 import Generator  # noqa: E402
 
@@ -34,10 +34,6 @@ def config(resolution: int, radial: bool) -> dict:
     if radial:  # config R: 1x1 convs, radial filters, doubled channels
         cfg.update(channel_base=65536, channel_max=1024, conv_kernel=1, use_radial_filters=True)
     return cfg
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def time_batches(g: Generator, batch: int, device: torch.device, warmup: int,

@@ -21,25 +21,16 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench_common import peak_rss_mb, use_library
+
 REPO = Path(__file__).resolve().parent.parent
 SMALL = {"resolution": 32, "base_channels": 16, "batch": 16}  # cli / node cases
-
-
-def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
-
-
-def use_library() -> None:
-    """Make the library importable (only in processes that never import ComfyUI)."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
 
 
 def case_throughput(data: Path, device: str, steps: int, batch: int, amp: str) -> dict:

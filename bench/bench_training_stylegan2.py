@@ -20,24 +20,16 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench_common import peak_rss_mb, use_library
+
 REPO = Path(__file__).resolve().parent.parent
 OPTIONS = {"resolution": 64, "augment": "fixed", "augment_p": 0.5}
-
-
-def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
-
-
-def use_library() -> None:
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
 
 
 def case_training(data: Path, device: str, steps: int, batch: int, amp: str) -> dict:
