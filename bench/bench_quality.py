@@ -3,8 +3,9 @@
     .venv/bin/python bench/bench_quality.py [--checkpoint FILE] [--data DIR] [--num 2000]
                                             [--seed 0] [--classifier-steps 600]
 
-Defaults: models/gan/twemoji_cdcgan_64.safetensors when it exists, else the latest snapshot
-of runs/twemoji_cdcgan/; data/twemoji64 (scripts/fetch_twemoji.py).
+Defaults: the shipped starter GAN (models/gan/gan_studio_twemoji_stylegan2.safetensors), else
+the latest snapshot of runs/starter/stylegan2/ (scripts/train_starter_model.sh); data/twemoji64
+(scripts/fetch_twemoji.py).
 Numbers: Fréchet distance (fd) and KID on EfficientNet-Lite0 features between --num samples
 and all real images; the floor: fd and KID between two random disjoint halves of the real
 images (what a perfect generator would score at that sample count; fd_at_half_size is the
@@ -27,8 +28,8 @@ from pathlib import Path
 from bench_common import use_library
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = REPO / "models" / "gan" / "twemoji_cdcgan_64.safetensors"
-RUN = REPO / "runs" / "twemoji_cdcgan"
+SHIPPED = REPO / "models" / "gan" / "gan_studio_twemoji_stylegan2.safetensors"
+RUN = REPO / "runs" / "starter" / "stylegan2"
 
 
 def default_checkpoint() -> Path:
