@@ -139,6 +139,16 @@ def _easy(value):
     return value
 
 
+# NVlabs train.py-style kwargs of a tiny 16 px StyleGAN2 (channels 16 -> 8), G and D.
+TINY_G_KW = {"z_dim": 8, "w_dim": 8, "mapping_kwargs": {"num_layers": 2}, "channel_base": 128,
+             "channel_max": 16, "num_fp16_res": 0, "conv_clamp": 256, "c_dim": 0,
+             "img_resolution": 16, "img_channels": 3}
+TINY_D_KW = {"block_kwargs": {"freeze_layers": 0}, "mapping_kwargs": {},
+             "epilogue_kwargs": {"mbstd_group_size": 4}, "channel_base": 128, "channel_max": 16,
+             "num_fp16_res": 0, "conv_clamp": 256, "c_dim": 0, "img_resolution": 16,
+             "img_channels": 3}
+
+
 def nvlabs_network_dict(generator: nn.Module, generator_kwargs: dict,
                         discriminator: nn.Module | None = None,
                         discriminator_kwargs: dict | None = None,

@@ -20,19 +20,13 @@ from gan_models.training.shapes import write_shapes_folder
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
+from fixtures_foreign import TINY_D_KW as D_KW  # noqa: E402
+from fixtures_foreign import TINY_G_KW as G_KW  # noqa: E402
 from fixtures_foreign import nvlabs_network_dict, write_nvlabs_pickle  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 TINY = {"resolution": 16, "z_dim": 16, "w_dim": 16, "base_channels": 8, "max_channels": 16}
-# NVlabs train.py-style kwargs of a tiny 16 px network (channels 16 -> 8).
-G_KW = {"z_dim": 8, "w_dim": 8, "mapping_kwargs": {"num_layers": 2}, "channel_base": 128,
-        "channel_max": 16, "num_fp16_res": 0, "conv_clamp": 256, "c_dim": 0,
-        "img_resolution": 16, "img_channels": 3}
-D_KW = {"block_kwargs": {"freeze_layers": 0}, "mapping_kwargs": {},
-        "epilogue_kwargs": {"mbstd_group_size": 4}, "channel_base": 128, "channel_max": 16,
-        "num_fp16_res": 0, "conv_clamp": 256, "c_dim": 0, "img_resolution": 16,
-        "img_channels": 3}
 
 
 @pytest.fixture(scope="module")
