@@ -64,7 +64,7 @@ def main() -> int:
     import torch
 
     import gan_models
-    from gan_models.animation import keyframes_from_seeds, path_latents
+    from gan_models.motion.animation import keyframes_from_seeds, path_latents
 
     torch.manual_seed(0)
     arch, model = build_model(args.arch)

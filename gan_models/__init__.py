@@ -5,7 +5,7 @@ Importable as the pack's subpackage and as a top-level package for the headless 
 
 from .errors import CapabilityError, CheckpointError, GanStudioError
 from .formats import detect_format, load_model, save_model
-from .latents import LatentBatch, seeded_normal
+from .latent import LatentBatch, seeded_normal
 from .model import GenerativeModel, generate_in_chunks, to_unit_hwc
 
 __all__ = [

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from .errors import GanStudioError
 from .formats.atomic import atomic_path
 from .formats.detect import safetensors_metadata
-from .latents import LatentBatch
+from .latent import LatentBatch
 
 FILE_FORMAT = "gan-studio-latents"
 RECORD_FORMAT = "gan-studio-frame"

@@ -24,7 +24,7 @@ from torch import nn
 
 from . import registry
 from .errors import CapabilityError, GanStudioError
-from .latents import LatentBatch, one_hot_weights, seeded_normal
+from .latent import LatentBatch, one_hot_weights, seeded_normal
 
 
 class GenerativeModel:

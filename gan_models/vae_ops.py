@@ -13,9 +13,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .animation import check_compatible
 from .errors import GanStudioError
-from .latents import LatentBatch, one_hot_weights
+from .latent import LatentBatch, check_compatible, class_rows, parse_mix
 from .model import GenerativeModel, to_unit_hwc
 
 SIZE_MODES = ("crop", "pad", "stretch", "refuse")
@@ -135,30 +134,15 @@ def class_weights(model: GenerativeModel, text: str, count: int) -> torch.Tensor
     unconditional and no class is given.
 
     'cat' -> every image is a cat; 'cat, dog' -> image i takes the i-th entry, cycling;
-    'cat:0.7 + dog:0.3' -> a mixed class for that entry. Names or indices.
+    'cat:0.7 + dog:0.3' -> a mixed class for that entry. Names or indices (latent.grammar).
     """
-    entries = [e.strip() for e in text.replace("\n", ",").split(",") if e.strip()]
+    entries = parse_mix(text, allow_empty=True)
     if not entries:
         if model.num_classes:
             raise GanStudioError(f"model {model.describe()} is class-conditional: give the "
                                  "images' classes, e.g. 'cat' or 'cat, dog' (one per image)")
         return None
-    rows = []
-    for entry in entries:
-        pairs = []
-        for part in entry.split("+"):
-            name, sep, weight = part.strip().rpartition(":")
-            try:
-                w = float(weight) if sep else 1.0
-            except ValueError:
-                name, w = part.strip(), 1.0  # a colon inside a class name
-            if not sep:
-                name = part.strip()
-            if w < 0:
-                raise GanStudioError(f"class weight of {name!r} is negative ({w})")
-            pairs.append((model.class_index(name), w))
-        rows.append(one_hot_weights(pairs, model.num_classes))
-    return torch.stack([rows[i % len(rows)] for i in range(count)])
+    return class_rows(entries, model.num_classes, model.class_index, count, "cycle")
 
 
 # --- encoding and reconstruction ----------------------------------------------------------

@@ -5,17 +5,16 @@ from __future__ import annotations
 import torch
 from comfy_api.v0_0_2 import io
 
-from ..gan_models.animation import (
+from ..gan_models.latent import MAX_SEED, parse_seeds
+from ..gan_models.motion.animation import (
     blend_times,
     interpolate_latents,
     keyframes_from_seeds,
     path_latents,
     walk_latents,
 )
-from ..gan_models.batch_ops import parse_seeds
-from ..gan_models.interpolation import METHODS, transitions
-from ..gan_models.latents import MAX_SEED
-from ..gan_models.paths import EASINGS, INTERPOLATIONS, TIMINGS, frame_count
+from ..gan_models.motion.interpolation import METHODS, transitions
+from ..gan_models.motion.paths import EASINGS, INTERPOLATIONS, TIMINGS, frame_count
 from .common import (
     CATEGORY,
     GanLatent,
@@ -144,11 +143,15 @@ class KeyframePath(io.ComfyNode):
         if keyframes is not None:
             keys = expect_latents(keyframes, "Keyframe Path")
             model.check_latents(keys)
+            count = len(keys)
         else:
-            keys = keyframes_from_seeds(model, parse_seeds(seeds), truncation_psi)
-        segments = len(keys) if loop else len(keys) - 1
+            keys, seed_list = None, parse_seeds(seeds, MAX_FRAMES)
+            count = len(seed_list)
+        segments = count if loop else count - 1
         frames = max(segments * frames_per_segment + (0 if loop else 1), 1)
         frames = _check_frames("Keyframe Path", frame_count(frames, fps, seconds))
+        if keys is None:  # drawn only once the frame count is known to be allowed
+            keys = keyframes_from_seeds(model, seed_list, truncation_psi)
         return io.NodeOutput(path_latents(keys, frames, interpolation, easing, loop))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.v0_0_2 import io
 
-from ..gan_models.batch_ops import REPEAT_MODES, concat, parse_int_list, pick, repeat
+from ..gan_models.latent import REPEAT_MODES, concat, parse_indices, pick, repeat
 from .common import CATEGORY, MAX_BATCH, GanLatent, NodeError, expect_latents, user_errors
 
 GROUP = f"{CATEGORY}/latent"
@@ -33,10 +33,7 @@ class PickLatents(io.ComfyNode):
     @user_errors("Pick Latents")
     def execute(cls, latents, indices) -> io.NodeOutput:
         latents = expect_latents(latents, "Pick Latents")
-        picked = parse_int_list(indices, "index")
-        if len(picked) > MAX_LATENTS:
-            raise NodeError(f"Pick Latents: {len(picked)} indices is more than {MAX_LATENTS}")
-        return io.NodeOutput(pick(latents, picked))
+        return io.NodeOutput(pick(latents, parse_indices(indices, MAX_LATENTS)))
 
 
 class ConcatLatents(io.ComfyNode):

@@ -8,7 +8,7 @@ import comfy.model_management as mm
 import torch
 from comfy_api.v0_0_2 import io
 
-from ..gan_models.latents import MAX_SEED, SEED_MODES
+from ..gan_models.latent import MAX_SEED, SEED_MODES
 from ..gan_models.model import ensure_output_fits, generate_in_chunks
 from .common import (
     CATEGORY,

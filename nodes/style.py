@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from comfy_api.v0_0_2 import io
 
-from ..gan_models.style_mixing import PRESETS, mixing_grid, preset_layers, style_mix
+from ..gan_models.motion.style_mixing import PRESETS, mixing_grid, preset_layers, style_mix
 from .common import (
     CATEGORY,
     GanLatent,

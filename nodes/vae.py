@@ -9,7 +9,7 @@ import logging
 
 from comfy_api.v0_0_2 import io
 
-from ..gan_models.latents import MAX_SEED
+from ..gan_models.latent import MAX_SEED
 from ..gan_models.vae_ops import (
     SIZE_MODES,
     class_weights,

@@ -20,7 +20,7 @@ def sheet(paths: list[Path], seeds: int, psi: float):
     import torch
 
     import gan_models
-    from gan_models.latents import one_hot_weights
+    from gan_models.latent import one_hot_weights
     from gan_models.training.plots import image_grid
 
     models = [gan_models.load_model(p) for p in paths]

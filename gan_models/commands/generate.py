@@ -8,9 +8,8 @@ from pathlib import Path
 import torch
 
 from ..formats import load_model
-from ..latents import SEED_MODES
+from ..latent import SEED_MODES, parse_seeds
 from ..model import generate_in_chunks
-from .seeds import parse_seeds
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

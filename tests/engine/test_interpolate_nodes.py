@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 import gan_models
-from gan_models.animation import keyframes_from_seeds, path_latents, walk_latents
 from gan_models.latent_files import latents_from_records, load_latents, read_png_record
+from gan_models.motion.animation import keyframes_from_seeds, path_latents, walk_latents
 
 pytestmark = pytest.mark.engine
 TINY = "tiny_uncond.safetensors"

@@ -12,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from helpers import tiny_dcgan  # noqa: E402
 
 from gan_models import GanStudioError, LatentBatch  # noqa: E402
-from gan_models.animation import blend_times, interpolate_latents  # noqa: E402
-from gan_models.interpolation import along, lerp, method_for_space, slerp, transitions  # noqa: E402
+from gan_models.motion.animation import blend_times, interpolate_latents  # noqa: E402
+from gan_models.motion.interpolation import along, lerp, method_for_space, slerp, transitions  # noqa: E402
 
 T = torch.linspace(0, 1, 11, dtype=torch.float64)
 

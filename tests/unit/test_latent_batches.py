@@ -15,8 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from helpers import tiny_dcgan  # noqa: E402
 
 from gan_models import GanStudioError, LatentBatch  # noqa: E402
-from gan_models.animation import keyframes_from_seeds, path_latents  # noqa: E402
-from gan_models.batch_ops import concat, parse_int_list, parse_seeds, pick, repeat  # noqa: E402
+from gan_models.latent import concat, pick, repeat  # noqa: E402
 from gan_models.latent_files import (  # noqa: E402
     PNG_KEY,
     frame_record,
@@ -26,18 +25,7 @@ from gan_models.latent_files import (  # noqa: E402
     read_png_record,
     save_latents,
 )
-
-
-def test_parse_int_list():
-    assert parse_int_list("0,2-4") == [0, 2, 3, 4]
-    assert parse_int_list(" 4-2 ; -1\n7") == [4, 3, 2, -1, 7]
-    assert parse_int_list("-3--1") == [-3, -2, -1]
-    for bad in ("", "a", "1-x", ", ,"):
-        with pytest.raises(GanStudioError):
-            parse_int_list(bad)
-    assert parse_seeds("1, 5, 42") == [1, 5, 42]
-    with pytest.raises(GanStudioError, match="below 0"):
-        parse_seeds("-1")
+from gan_models.motion.animation import keyframes_from_seeds, path_latents  # noqa: E402
 
 
 def test_pick_concat_repeat_keep_seeds_and_labels():
@@ -106,7 +94,7 @@ def test_png_record_regenerates_the_frame(tmp_path):
 def test_style_settings_travel_with_the_latents(tmp_path):
     from dataclasses import replace
 
-    from gan_models.animation import interpolate_latents
+    from gan_models.motion.animation import interpolate_latents
 
     batch = replace(LatentBatch(values=torch.randn(2, 8), model_id="m"), truncation_cutoff=4,
                     view=(0.1, -0.2, 15.0))

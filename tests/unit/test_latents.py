@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from gan_models import GanStudioError, LatentBatch, seeded_normal
-from gan_models.latents import one_hot_weights
+from gan_models.latent import one_hot_weights
 
 
 def test_same_seed_same_latents_and_batch_offsets():

@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from helpers import tiny_dcgan  # noqa: E402
 
 from gan_models import GanStudioError, generate_in_chunks  # noqa: E402
-from gan_models.animation import keyframes_from_seeds, path_latents, walk_latents  # noqa: E402
-from gan_models.paths import (  # noqa: E402
+from gan_models.motion.animation import keyframes_from_seeds, path_latents, walk_latents  # noqa: E402
+from gan_models.motion.paths import (  # noqa: E402
     EASINGS,
     TIMINGS,
     ease,

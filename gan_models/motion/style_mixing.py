@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .errors import GanStudioError
-from .latents import LatentBatch
-from .model import GenerativeModel
+from ..errors import GanStudioError
+from ..latent import LatentBatch
+from ..model import GenerativeModel
 
 PRESETS = {"coarse": (0, 4), "middle": (4, 8), "fine": (8, None)}
 

@@ -6,47 +6,10 @@ from dataclasses import replace
 
 import torch
 
-from .animation import check_compatible
-from .errors import GanStudioError
-from .latents import MAX_SEED, LatentBatch
+from ..errors import GanStudioError
+from .batch import LatentBatch, check_compatible
 
 REPEAT_MODES = ("whole batch", "each latent")
-
-
-def parse_int_list(text: str, what: str = "value", minimum: int | None = None,
-                   example: str = "0, 2-4") -> list[int]:
-    """'1, 5, 42' or '0,2-4' -> [0, 2, 3, 4]. Ranges are inclusive and may run downwards
-    ('4-2' -> 4, 3, 2); a lone negative number ('-1') is kept as is."""
-    out: list[int] = []
-    for part in text.replace("\n", ",").replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            cut = part.find("-", 1)  # a range's dash, not a leading minus sign
-            if cut > 0:
-                lo, hi = int(part[:cut]), int(part[cut + 1:])
-                step = 1 if hi >= lo else -1
-                if abs(hi - lo) > 1_000_000:
-                    raise GanStudioError(f"range {part!r} is too long")
-                out.extend(range(lo, hi + step, step))
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise GanStudioError(f"{part!r} is not a {what} or range; write e.g. {example}"
-                                 ) from None
-    if not out:
-        raise GanStudioError(f"no {what} given; write e.g. {example}")
-    if minimum is not None and (bad := [v for v in out if v < minimum]):
-        raise GanStudioError(f"{what} {bad[0]} is below {minimum}")
-    return out
-
-
-def parse_seeds(text: str) -> list[int]:
-    seeds = parse_int_list(text, "seed", minimum=0, example="1, 5, 42")
-    if (big := [s for s in seeds if s > MAX_SEED]):
-        raise GanStudioError(f"seed {big[0]} is above the largest seed {MAX_SEED}")
-    return seeds
 
 
 def pick(batch: LatentBatch, indices: list[int]) -> LatentBatch:

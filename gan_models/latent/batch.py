@@ -1,22 +1,14 @@
-"""Latent batches and reproducible sampling.
-
-Noise is always drawn on the CPU from a seeded `torch.Generator`, one generator per sample
-(seed + index), so a seed gives the same latent on every device and sample i of a batch with
-seed s equals sample 0 of a batch with seed s + i.
-"""
+"""The latent batch type (GAN_LATENT) and the rule for which batches can be mixed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 import torch
 
-from .errors import GanStudioError
+from ..errors import GanStudioError
 
 SPACES = ("z", "w", "w+")
-SEED_MODES = ("torch", "nvlabs")
-MAX_SEED = 0xFFFFFFFFFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -70,48 +62,21 @@ class LatentBatch:
         )
 
 
-def seeded_normal(seed: int, batch_size: int, dim: int, mode: str = "torch",
-                  truncate: float = 0.0) -> torch.Tensor:
-    """`[batch_size, dim]` standard-normal latents for seeds seed, seed+1, ...
-
-    mode "nvlabs" reproduces NVlabs gen_images.py: np.random.RandomState(seed).randn(1, dim)
-    (seeds are reduced modulo 2**32, the range RandomState accepts).
-    truncate > 0 redraws every value whose magnitude exceeds it (truncated normal).
-    """
-    if mode not in SEED_MODES:
-        raise GanStudioError(f"unknown seed mode {mode!r} (expected one of {SEED_MODES})")
-    rows = []
-    for i in range(batch_size):
-        s = (seed + i) & MAX_SEED
-        if mode == "nvlabs":
-            rows.append(_nvlabs_row(s % 2**32, dim, truncate))
-        else:
-            rows.append(_torch_row(s, dim, truncate))
-    return torch.stack(rows).float()
-
-
-def _torch_row(seed: int, dim: int, truncate: float) -> torch.Tensor:
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    row = torch.randn(dim, generator=gen, dtype=torch.float64)
-    while truncate > 0 and (bad := row.abs() > truncate).any():
-        row[bad] = torch.randn(int(bad.sum()), generator=gen, dtype=torch.float64)
-    return row
-
-
-def _nvlabs_row(seed: int, dim: int, truncate: float) -> torch.Tensor:
-    rng = np.random.RandomState(seed)
-    row = rng.randn(1, dim)[0]
-    while truncate > 0 and (bad := np.abs(row) > truncate).any():
-        row[bad] = rng.randn(int(bad.sum()))
-    return torch.from_numpy(row)
-
-
-def one_hot_weights(indices_and_weights: list[tuple[int, float]], num_classes: int) -> torch.Tensor:
-    """A `[num_classes]` class vector from (index, weight) pairs, normalised to sum to 1."""
-    vec = torch.zeros(num_classes)
-    for idx, weight in indices_and_weights:
-        vec[idx] += weight
-    total = float(vec.sum())
-    if total <= 0:
-        raise GanStudioError("class weights must add up to more than 0")
-    return vec / total
+def check_compatible(a: LatentBatch, b: LatentBatch, what: str = "latents") -> None:
+    """Raise when two latent batches cannot be mixed into one."""
+    if a.space != b.space:
+        raise GanStudioError(f"cannot mix {what} in {a.space} space with {what} in {b.space}")
+    if a.values.shape[1:] != b.values.shape[1:]:
+        raise GanStudioError(f"{what} have different shapes {tuple(a.values.shape[1:])} and "
+                             f"{tuple(b.values.shape[1:])}")
+    if a.model_id and b.model_id and a.model_id != b.model_id:
+        raise GanStudioError(f"{what} come from different models ({a.model_id} and "
+                             f"{b.model_id}); sample both from the same model")
+    for name in ("truncation_psi", "truncation_cutoff", "view"):
+        va, vb = getattr(a, name, None), getattr(b, name, None)
+        if va != vb:
+            raise GanStudioError(f"{what} have different {name} ({va} and {vb}); use the same "
+                                 "value for both")
+    if (a.labels is None) != (b.labels is None):
+        raise GanStudioError(f"one set of {what} has classes and the other has none; add the "
+                             "same Class Condition to both or to neither")

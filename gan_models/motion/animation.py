@@ -13,31 +13,11 @@ from dataclasses import replace
 
 import torch
 
-from .errors import GanStudioError
+from ..errors import GanStudioError
+from ..latent import LatentBatch, check_compatible
+from ..model import GenerativeModel
 from .interpolation import method_for_space, transitions
-from .latents import LatentBatch
-from .model import GenerativeModel
 from .paths import blend_labels, ease, keyframe_path, noise_loop
-
-
-def check_compatible(a: LatentBatch, b: LatentBatch, what: str = "latents") -> None:
-    """Raise when two latent batches cannot be mixed into one."""
-    if a.space != b.space:
-        raise GanStudioError(f"cannot mix {what} in {a.space} space with {what} in {b.space}")
-    if a.values.shape[1:] != b.values.shape[1:]:
-        raise GanStudioError(f"{what} have different shapes {tuple(a.values.shape[1:])} and "
-                             f"{tuple(b.values.shape[1:])}")
-    if a.model_id and b.model_id and a.model_id != b.model_id:
-        raise GanStudioError(f"{what} come from different models ({a.model_id} and "
-                             f"{b.model_id}); sample both from the same model")
-    for name in ("truncation_psi", "truncation_cutoff", "view"):
-        va, vb = getattr(a, name, None), getattr(b, name, None)
-        if va != vb:
-            raise GanStudioError(f"{what} have different {name} ({va} and {vb}); use the same "
-                                 "value for both")
-    if (a.labels is None) != (b.labels is None):
-        raise GanStudioError(f"one set of {what} has classes and the other has none; add the "
-                             "same Class Condition to both or to neither")
 
 
 def blend_times(steps: int, easing: str = "linear", include_end: bool = True) -> torch.Tensor:

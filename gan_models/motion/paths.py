@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from .errors import GanStudioError
+from ..errors import GanStudioError
 from .interpolation import interpolate, lerp
 
 EASINGS = ("linear", "ease-in-out", "smoothstep")

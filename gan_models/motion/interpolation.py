@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import GanStudioError
+from ..errors import GanStudioError
 
 METHODS = ("lerp", "slerp")
 # Below this sine the plane through a and b is numerically undefined (a and b (anti)parallel).
