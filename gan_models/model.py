@@ -1,16 +1,32 @@
 """The one model interface every node talks to.
 
-A `GenerativeModel` wraps the networks of one family (built by the registry from a config)
-and says what the model accepts and produces. Generator networks follow one contract:
+A `GenerativeModel` wraps the networks of one family (built by the registry from a config,
+keyed by role) and says what it can do. Nodes ask for a CAPABILITY, never for a family:
 
-    z_dim, c_dim, img_resolution, img_channels       attributes
-    forward(z, c) -> images [B, C, H, W] in [-1, 1]  c: class weights [B, c_dim] or None
-    optional, style-based generators:
-    w_dim, num_ws, mapping(z, c, truncation_psi=1, truncation_cutoff=None) -> [B, num_ws, w_dim]
-    synthesis(ws, **kwargs) -> images
-    optional, models that read images back (VAEs):
-    an "encoder" network: forward(images [B, C, H, W] in [-1, 1], c) -> (mean, logvar),
-    each [B, z_dim] (logvar may be None for deterministic encoders such as VQ-VAE's)
+    generate   latent [+ condition] -> image    needs a "generator" network
+    translate  image -> image                   needs a "translator" network
+    encode     image -> latent                  needs an "encoder" network
+
+and the model's CONDITIONING kind says what its condition vector means:
+    none    unconditional
+    class   weights over class names, [B, num_classes] (one-hot or a mix summing to 1)
+    text    a text embedding [B, c_dim] made by the model's own "text_encoder" network
+    image   the input image itself (translators)
+
+Network contracts (duck-typed; any nn.Module with these members plugs in):
+    generator     z_dim, c_dim, img_resolution, img_channels
+                  forward(z, c) -> images [B, C, H, W] in [-1, 1]; c: [B, c_dim] or None
+                  optional, style-based generators:
+                  w_dim, num_ws, mapping(z, c, truncation_psi=1, truncation_cutoff=None)
+                  -> [B, num_ws, w_dim]; synthesis(ws, **kwargs) -> images
+    encoder       forward(images [B, C, H, W] in [-1, 1], c) -> (mean, logvar), each
+                  [B, z_dim] (logvar None for deterministic encoders such as VQ-VAE's)
+    translator    in_channels, out_channels, size_multiple (input H and W must be
+                  multiples of it), img_resolution (the size it was trained at)
+                  forward(images [B, in_channels, H, W] in [-1, 1]) -> [B, out_channels, H, W]
+    text_encoder  embed_dim (== the generator's c_dim)
+                  encode_text(prompts: list[str]) -> [B, embed_dim]; raises GanStudioError
+                  naming the prompt when it holds no word the encoder knows
 """
 
 from __future__ import annotations
@@ -26,14 +42,26 @@ from . import registry
 from .errors import CapabilityError, GanStudioError
 from .latent import LatentBatch, one_hot_weights, seeded_normal
 
+CAPABILITIES = ("generate", "translate", "encode")
+ROLE_OF = {"generate": "generator", "translate": "translator", "encode": "encoder"}
+CAPABILITY_OF = {role: cap for cap, role in ROLE_OF.items()}
+CAPABILITY_HELP = {
+    "generate": "make images from latents; use a GAN or a VAE",
+    "translate": "turn an image into another image; use an image-to-image model",
+    "encode": "read images into latents; use a VAE, or invert by optimisation",
+}
+CONDITIONING_KINDS = ("none", "class", "text", "image")
+
 
 class GenerativeModel:
     def __init__(self, architecture: str, config: dict, networks: dict[str, nn.Module],
                  class_names: list[str] | None = None, metadata: dict | None = None,
                  model_id: str | None = None):
-        if "generator" not in networks:
-            raise GanStudioError(f"{architecture}: a model needs a 'generator' network")
+        if not {"generator", "translator"} & set(networks):
+            raise GanStudioError(
+                f"{architecture}: a model needs a 'generator' or a 'translator' network")
         self.architecture = architecture
+        self.name = ""  # the file it was loaded from (stem), for messages
         self.config = dict(config)
         self.networks = dict(networks)
         self.metadata = dict(metadata or {})
@@ -51,30 +79,76 @@ class GenerativeModel:
         """A freshly initialised model of a registered family."""
         return cls(architecture, config, registry.build(architecture, config), **kwargs)
 
+    # --- what the model can do --------------------------------------------------------
+    @property
+    def abilities(self) -> frozenset[str]:
+        """The capabilities this model has: a subset of CAPABILITIES."""
+        return frozenset(c for c, role in ROLE_OF.items() if role in self.networks)
+
+    def can(self, capability: str) -> bool:
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r}")
+        return capability in self.abilities
+
+    def require(self, capability: str) -> None:
+        """Raise a one-line CapabilityError naming the model and what it lacks."""
+        if not self.can(capability):
+            has = ", ".join(sorted(self.abilities)) or "nothing"
+            raise CapabilityError(
+                f"model {self.describe()} cannot {capability} ({CAPABILITY_HELP[capability]}); "
+                f"it can: {has}")
+
+    def require_conditioning(self, kind: str) -> None:
+        if self.conditioning != kind:
+            what = {"none": "unconditional", "class": "class-conditional",
+                    "text": "text-conditioned", "image": "an image translator"}[self.conditioning]
+            raise CapabilityError(
+                f"model {self.describe()} takes no {kind} condition: it is {what}")
+
+    def _network(self, role: str) -> nn.Module:
+        if role not in self.networks:
+            self.require(CAPABILITY_OF[role])
+        return self.networks[role]
+
     # --- what the model is ----------------------------------------------------------
     @property
     def generator(self) -> nn.Module:
-        return self.networks["generator"]
+        return self._network("generator")
+
+    @property
+    def translator(self) -> nn.Module:
+        return self._network("translator")
 
     @property
     def z_dim(self) -> int:
         return int(self.generator.z_dim)
 
     @property
-    def num_classes(self) -> int:
+    def condition_dim(self) -> int:
+        """Width of the condition vector the generator takes (0 = none)."""
+        if "generator" not in self.networks:
+            return 0
         return int(getattr(self.generator, "c_dim", 0))
 
     @property
+    def num_classes(self) -> int:
+        return self.condition_dim if self.conditioning == "class" else 0
+
+    @property
     def resolution(self) -> int:
-        return int(self.generator.img_resolution)
+        main = self.networks.get("generator", self.networks.get("translator"))
+        return int(main.img_resolution)
 
     @property
     def channels(self) -> int:
-        return int(self.generator.img_channels)
+        if "generator" in self.networks:
+            return int(self.generator.img_channels)
+        return int(self.translator.out_channels)
 
     @property
     def has_mapping(self) -> bool:
-        return hasattr(self.generator, "mapping") and hasattr(self.generator, "synthesis")
+        gen = self.networks.get("generator")
+        return hasattr(gen, "mapping") and hasattr(gen, "synthesis")
 
     @property
     def w_dim(self) -> int | None:
@@ -86,26 +160,34 @@ class GenerativeModel:
 
     @property
     def can_encode(self) -> bool:
-        return "encoder" in self.networks
+        return self.can("encode")
 
     @property
     def can_transform(self) -> bool:
         """StyleGAN3-style generators take a view transform (translate/rotate) at synthesis."""
-        return hasattr(self.generator, "view_transform")
+        return hasattr(self.networks.get("generator"), "view_transform")
 
     @property
     def conditioning(self) -> str:
-        return "class" if self.num_classes > 0 else "none"
+        if "generator" not in self.networks:
+            return "image"
+        if "text_encoder" in self.networks:
+            return "text"
+        return "class" if self.condition_dim > 0 else "none"
 
     def describe(self) -> str:
-        cond = f", {self.num_classes} classes" if self.num_classes else ""
-        return f"{self.architecture} {self.resolution}px{cond}"
+        cond = {"class": f", {self.num_classes} classes", "text": ", text-conditioned",
+                "image": ", image to image"}.get(self.conditioning, "")
+        name = f" ({self.name!r})" if self.name else ""
+        return f"{self.architecture} {self.resolution}px{cond}{name}"
 
     def capabilities(self) -> dict:
+        generates = self.can("generate")
         return {
+            "capabilities": sorted(self.abilities),
             "architecture": self.architecture, "resolution": self.resolution,
-            "channels": self.channels, "z_dim": self.z_dim, "w_dim": self.w_dim,
-            "num_ws": self.num_ws, "num_classes": self.num_classes,
+            "channels": self.channels, "z_dim": self.z_dim if generates else None,
+            "w_dim": self.w_dim, "num_ws": self.num_ws, "num_classes": self.num_classes,
             "class_names": self.class_names, "conditioning": self.conditioning,
             "can_encode": self.can_encode, "can_transform": self.can_transform,
         }
@@ -118,7 +200,10 @@ class GenerativeModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.generator.parameters()).device
+        for net in self.networks.values():
+            for t in net.parameters():
+                return t.device
+        return torch.device("cpu")
 
     def to(self, device: torch.device | str) -> "GenerativeModel":
         for net in self.networks.values():
@@ -128,8 +213,7 @@ class GenerativeModel:
     # --- classes ------------------------------------------------------------------------
     def class_index(self, name_or_index: str | int) -> int:
         """Resolve a class by name (case-insensitive) or index, with a helpful error."""
-        if self.num_classes == 0:
-            raise CapabilityError(f"model {self.describe()} is unconditional: it has no classes")
+        self.require_conditioning("class")
         if isinstance(name_or_index, int) or str(name_or_index).strip().lstrip("-").isdigit():
             idx = int(name_or_index)
             if not 0 <= idx < self.num_classes:
@@ -179,10 +263,12 @@ class GenerativeModel:
             raise GanStudioError(
                 f"latents of shape {tuple(batch.values.shape[1:])} do not fit {self.describe()}, "
                 f"which takes {batch.space} of shape {want}")
-        n = self.num_classes
+        n = self.condition_dim
         if batch.labels is not None and n and batch.labels.shape[1] != n:
+            what = "text embeddings" if self.conditioning == "text" else "classes"
             raise GanStudioError(
-                f"labels have {batch.labels.shape[1]} classes, model has {self.num_classes}")
+                f"the latents' condition has {batch.labels.shape[1]} values, model "
+                f"{self.describe()} takes {n} {what}")
 
     @torch.no_grad()
     def synthesize(self, batch: LatentBatch, noise_mode: str = "const") -> torch.Tensor:
@@ -256,9 +342,35 @@ class GenerativeModel:
                            labels=None if labels is None else labels.float().cpu(),
                            model_id=self.model_id)
 
+    @torch.no_grad()
+    def translate(self, images: torch.Tensor) -> torch.Tensor:
+        """Images `[B, in_channels, H, W]` in [-1, 1] -> `[B, out_channels, H, W]` in [-1, 1]
+        on the model's device; H and W must be multiples of `size_multiple`."""
+        net = self.translator
+        multiple = int(getattr(net, "size_multiple", 1))
+        if images.dim() != 4 or images.shape[1] != net.in_channels:
+            raise GanStudioError(f"images of shape {tuple(images.shape[1:])} do not fit "
+                                 f"{self.describe()}, which takes {net.in_channels} channels")
+        if images.shape[2] % multiple or images.shape[3] % multiple:
+            raise GanStudioError(f"{self.describe()} needs sides that are multiples of "
+                                 f"{multiple}; got {images.shape[3]}x{images.shape[2]}")
+        return net(images.to(self.device)).clamp(-1, 1)
+
+    @torch.no_grad()
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        """Prompts -> condition vectors `[B, c_dim]` (CPU float32) for a text-conditioned
+        model, from its own text encoder."""
+        self.require_conditioning("text")
+        if not prompts:
+            raise GanStudioError("no prompt given")
+        return self.networks["text_encoder"].encode_text(list(prompts)).float().cpu()
+
     def _labels_for(self, batch: LatentBatch, device) -> torch.Tensor | None:
-        if self.num_classes == 0:
+        if self.condition_dim == 0:
             return None
+        if batch.labels is None and self.conditioning == "text":
+            raise GanStudioError(f"model {self.describe()} is text-conditioned: these latents "
+                                 "carry no text; add a Text Condition node")
         if batch.labels is None:
             if batch.seeds is None:
                 raise GanStudioError(

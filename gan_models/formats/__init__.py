@@ -1,7 +1,13 @@
-"""Reading and writing checkpoints. Nothing here ever executes code stored in a file."""
+"""Reading and writing checkpoints. Nothing here ever executes code stored in a file.
 
+Each format module registers an importer (importers.py); the import list below is the
+registry's table of contents: a new format is one module plus one name here.
+"""
+
+from . import native, nvlabs, rosinality  # noqa: F401  (registers each importer)
 from .detect import detect_format
+from .importers import importers
 from .loader import load_model
 from .native import save_model
 
-__all__ = ["detect_format", "load_model", "save_model"]
+__all__ = ["detect_format", "importers", "load_model", "save_model"]

@@ -22,7 +22,10 @@ import torch
 from .. import registry
 from ..errors import CheckpointError
 from ..model import GenerativeModel
+from . import detect
+from .importers import Importer, Probe, register_importer
 from .native import file_sha256
+from .rosinality import is_legacy_torch_save
 from .safe_pickle import ModuleRecord, PersistentRecord, TFNetworkRecord, safe_load
 
 FORMAT = "nvlabs-pkl"
@@ -313,3 +316,14 @@ def _tf_value(key: str, params: dict, current: torch.Tensor, name: str) -> torch
         v = v[0]
     t = torch.from_numpy(np.ascontiguousarray(v))
     return t.reshape(current.shape) if t.numel() == 1 == current.numel() else t
+
+
+# --- registration -----------------------------------------------------------------------
+def _is_network_pickle(probe: Probe) -> bool:
+    # torch.save's pre-1.6 stream is a pickle too; the rosinality importer claims it.
+    return probe.container == detect.PICKLE and not is_legacy_torch_save(probe.path)
+
+
+register_importer(Importer(
+    name=FORMAT, description="NVlabs StyleGAN2-ADA / StyleGAN3 .pkl (also TF-era StyleGAN2)",
+    recognise=_is_network_pickle, read=load_nvlabs_pickle))

@@ -39,6 +39,8 @@ import torch
 from .. import registry
 from ..errors import CheckpointError
 from ..model import GenerativeModel
+from . import detect
+from .importers import Importer, Probe, register_importer
 from .native import file_sha256
 
 FORMAT = "rosinality-pt"
@@ -250,3 +252,14 @@ def _estimate_w_avg(gen: torch.nn.Module) -> None:
     z = torch.randn([W_AVG_SAMPLES, gen.z_dim], generator=torch.Generator().manual_seed(0))
     ws = gen.mapping(z, None)
     gen.mapping.w_avg.copy_(ws[:, 0].mean(0))
+
+
+# --- registration -----------------------------------------------------------------------
+def _is_torch_save(probe: Probe) -> bool:
+    return probe.container == detect.TORCH_ZIP or (
+        probe.container == detect.PICKLE and is_legacy_torch_save(probe.path))
+
+
+register_importer(Importer(
+    name=FORMAT, description="rosinality stylegan2-pytorch .pt", recognise=_is_torch_save,
+    read=load_rosinality))

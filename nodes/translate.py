@@ -1,0 +1,61 @@
+"""Image-to-image: any model with the `translate` capability, between core image nodes."""
+
+from __future__ import annotations
+
+from comfy_api.v0_0_2 import io
+
+from ..gan_models.translation import translate_images
+from .common import (
+    CATEGORY,
+    MAX_BATCH,
+    GanModel,
+    NodeError,
+    Progress,
+    expect_model,
+    place_for_inference,
+    to_output_device,
+    user_errors,
+)
+
+
+class TranslateImage(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="GANStudioTranslateImage",
+            display_name="Translate Image",
+            category=f"{CATEGORY}/image",
+            description="Turns each image into another with an image-to-image model (for "
+                        "example sketch -> rendering). The output has the input's size; "
+                        "strength and an optional mask limit the change.",
+            inputs=[
+                GanModel.Input("model", tooltip="An image-to-image model (its capability is "
+                                                "'translate'); a GAN or VAE is refused."),
+                io.Image.Input("images", tooltip="Images to translate, any size; alpha is "
+                                                 "flattened onto white."),
+                io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="1 = the translation; lower blends it with the input."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="Translate only where the mask is 1 (ComfyUI MASK; a "
+                                      "different size is resized)."),
+            ],
+            outputs=[io.Image.Output(display_name="images",
+                                     tooltip="IMAGE batch [B,H,W,3] of the input's size.")],
+        )
+
+    @classmethod
+    @user_errors("Translate Image")
+    def execute(cls, model, images, strength, mask=None) -> io.NodeOutput:
+        model = expect_model(model, "Translate Image", needs="translate")
+        if images.shape[0] > MAX_BATCH:
+            raise NodeError(f"Translate Image: {images.shape[0]} images is more than the "
+                            f"limit of {MAX_BATCH}")
+        _b, h, w = images.shape[:3]
+        place_for_inference(model, activation_bytes=h * w * 64 * 4 * 4)
+        progress = Progress(images.shape[0])
+        out = translate_images(model, images, strength=strength, mask=mask,
+                               on_chunk=lambda done, imgs: progress.update(done, imgs))
+        return io.NodeOutput(to_output_device(out))
+
+
+NODES = [TranslateImage]
