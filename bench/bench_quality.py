@@ -35,12 +35,13 @@ RUN = REPO / "runs" / "starter" / "stylegan2"
 def default_checkpoint() -> Path:
     if SHIPPED.is_file():
         return SHIPPED
-    from gan_models.training import latest_snapshot
+    from gan_models.training.run_folder import RunFolder
 
-    snap = latest_snapshot(RUN / "snapshots")
+    run = RunFolder(RUN)
+    snap = run.latest_snapshot()
     if snap is None:
         raise SystemExit(f"no checkpoint: neither {SHIPPED.relative_to(REPO)} nor a snapshot "
-                         f"in {(RUN / 'snapshots').relative_to(REPO)}; pass --checkpoint")
+                         f"in {run.snapshots.relative_to(REPO)}; pass --checkpoint")
     return snap["model"]
 
 
@@ -58,16 +59,15 @@ def main() -> int:
     use_library()
     import torch
 
-    from gan_models.commands.evaluate import (
+    from gan_models.formats import load_model
+    from gan_models.metrics import frechet_distance, kid
+    from gan_models.metrics.evaluation import (
         CACHE_FOLDER,
+        cached_real_features,
         classifier_metrics,
-        feature_tag,
         generated_features,
-        real_features,
         sample_labels,
     )
-    from gan_models.formats import load_model
-    from gan_models.metrics import cached_stats, frechet_distance, kid
     from gan_models.metrics.features import load_feature_extractor
     from gan_models.training import load_image_folder
 
@@ -77,10 +77,8 @@ def main() -> int:
     dataset = load_image_folder(args.data, model.resolution)
     cache = args.data / CACHE_FOLDER
     extract = load_feature_extractor(args.device, args.batch)
-    key = f"{dataset.fingerprint}-{dataset.resolution}-{feature_tag('lite0')}"
     t0 = time.perf_counter()
-    real, cached = cached_stats(cache, key, lambda: real_features(extract, dataset.images),
-                                info={"data": dataset.describe(), "features": "lite0"})
+    real, cached = cached_real_features(extract, dataset, "lite0", cache)
     t1 = time.perf_counter()
     fake = generated_features(model, extract, args.num, args.seed,
                               sample_labels(model, dataset, args.num, args.seed), args.batch)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import uuid
 from pathlib import Path
 
@@ -27,13 +26,20 @@ from ..gan_models.training import (
     grad_enabled,
     load_image_folder,
     make_recipe,
-    write_snapshot,
 )
 from ..gan_models.training.augment import POLICIES
 from ..gan_models.training.datasets import IMAGE_EXTENSIONS, ImageDataset
 from ..gan_models.training.losses import LOSSES
-from ..gan_models.training.recipes import RECIPES, recipe_names
-from ..gan_models.training.run import parse_options, typed_options
+from ..gan_models.training.options import (
+    ADAM_WIDGETS,
+    AUGMENT_CHOICES,
+    gan_recipes,
+    merge_options,
+    recipe_defaults,
+    recipe_help,
+)
+from ..gan_models.training.run import GRAPH_KEEP, GraphRun
+from ..gan_models.training.run_folder import GRAPH_RUNS, graph_run_folder, new_run_name
 from ..gan_models.training.vae_recipes import autoencoder_recipes
 from ..gan_models.vae_losses import RECON_LOSSES
 from .common import (
@@ -48,48 +54,10 @@ from .common import (
 
 GanDataset = io.Custom("GAN_DATASET")
 GanTrainer = io.Custom("GAN_TRAINER")
-CHECKPOINT_FOLDER = "gan_studio_training"
-# Options the GAN Trainer node sets: every recipe listed in its menu must accept them.
-NODE_OPTIONS = {"resolution", "base_channels", "loss", "lr_g", "lr_d", "beta1", "beta2",
-                "diffaugment"}
-# GAN Trainer widgets where 0 = the recipe's default; at 0 the options box may set them
-# (e.g. beta1=0 for DCGAN with WGAN-GP).
-ADAM_WIDGETS = frozenset({"lr_g", "lr_d", "beta1", "beta2"})
-AUGMENT_CHOICES = ["off", "color,translation,cutout", "translation,cutout", "translation"]
 OPTIONS_TOOLTIP = ("More recipe options, one key=value per line ({examples}). Options that "
                    "have their own input above are set there{exception}; an unknown key "
                    "lists the recipe's options.")
-# What the GAN Trainer's recipe menu says about each recipe (others: their docstring).
-RECIPE_HELP = {
-    "dcgan": "unconditional DCGAN, quick to train from scratch at 32-128 px",
-    "cdcgan": "class-conditional DCGAN (needs a dataset with class subfolders)",
-    "stylegan2-ada": "StyleGAN2 with adaptive augmentation and R1, for small datasets and "
-                     "for fine-tuning a StyleGAN2 (connect it to model); class-conditional "
-                     "when the dataset has 2+ class subfolders (conditional=false in options "
-                     "ignores them); losses ns or hinge",
-}
 log = logging.getLogger("gan_studio")
-
-
-def gan_recipes() -> list[str]:
-    return [n for n in recipe_names() if NODE_OPTIONS <= set(RECIPES[n].DEFAULTS)]
-
-
-def recipe_help() -> str:
-    """One sentence per recipe in the GAN Trainer's menu."""
-    parts = []
-    for name in gan_recipes():
-        text = RECIPE_HELP.get(name) or (RECIPES[name].__doc__ or name).strip().split("\n")[0]
-        parts.append(f"{name}: {text.rstrip('.')}.")
-    return " ".join(parts)
-
-
-def recipe_defaults(key: str) -> str:
-    """'dcgan and cdcgan 0.0002, stylegan2-ada 0.0025': each GAN recipe's default of key."""
-    by_value: dict = {}
-    for name in gan_recipes():
-        by_value.setdefault(RECIPES[name].DEFAULTS[key], []).append(name)
-    return ", ".join(f"{' and '.join(names)} {value:g}" for value, names in by_value.items())
 
 
 def resolve_folder(text: str) -> Path:
@@ -223,7 +191,7 @@ class GANTrainer(io.ComfyNode):
                                        "wgan-gp: Wasserstein with gradient penalty (slower; "
                                        "dcgan and cdcgan only, stylegan2-ada regularises D "
                                        "with R1)."),
-                io.Combo.Input("diffaugment", options=AUGMENT_CHOICES, default="off",
+                io.Combo.Input("diffaugment", options=list(AUGMENT_CHOICES), default="off",
                                tooltip="Differentiable augmentation of real and fake images "
                                        f"({', '.join(POLICIES)}): helps with small datasets "
                                        "(a few hundred images)."),
@@ -349,18 +317,8 @@ def make_trainer(node: str, dataset, recipe: str, resolution: int, widgets: dict
     has; None = the recipe's default) plus the key=value lines of its options box."""
     if not isinstance(dataset, ImageDataset):
         raise NodeError(f"{node}: expected a GAN_DATASET, got {type(dataset).__name__}")
-    if recipe not in RECIPES:
-        raise NodeError(f"{node}: unknown recipe {recipe!r}")
-    known = {**RECIPES[recipe].COMMON, **RECIPES[recipe].DEFAULTS}
-    widgets = {k: v for k, v in widgets.items() if k in known}
-    extra = parse_options(text or "")
-    # A widget in `open_at_default` left at 0 (None) may be set in the options box instead.
-    set_widgets = {k for k, v in widgets.items() if v is not None or k not in open_at_default}
-    taken = sorted(set(extra) & (set_widgets | {"resolution"}))
-    if taken:
-        raise NodeError(f"{node}: set {taken[0]} with its own input, not in options")
-    options = typed_options(recipe, {**widgets, **extra,
-                                     "resolution": resolution or dataset.resolution})
+    options = merge_options(recipe, widgets, text, resolution or dataset.resolution,
+                            open_at_default)
     init = None
     if model is not None:
         init = expect_model(model, node)
@@ -368,7 +326,7 @@ def make_trainer(node: str, dataset, recipe: str, resolution: int, widgets: dict
             raise NodeError(f"{node}: the model is {init.resolution}px; set resolution to 0 or "
                             f"{init.resolution}")
         options["resolution"] = init.resolution
-    run_name = f"{recipe}_{_safe(dataset.source) or 'images'}_{uuid.uuid4().hex[:6]}"
+    run_name = new_run_name(recipe, dataset.source)
     trainer = Trainer(make_recipe(recipe, options, dataset.num_classes), dataset,
                       batch=batch, seed=seed, device=mm.unet_offload_device(),
                       init_model=init, run_name=run_name)
@@ -386,8 +344,11 @@ class TrainSteps(io.ComfyNode):
             description="Trains for a number of steps and outputs the continued run, the "
                         "current model (averaged generator; for a VAE encoder + decoder), a "
                         "sample grid and a loss curve; VAE runs also preview training images "
-                        "next to their reconstructions. Chain several to train in stages; "
-                        f"cancelling saves a checkpoint to output/{CHECKPOINT_FOLDER}/ first.",
+                        "next to their reconstructions. Chain several to train in stages. "
+                        f"The run is kept in output/{GRAPH_RUNS}/<run>/ (run.json and "
+                        "snapshots: every snapshot_minutes, at the end and when cancelled), "
+                        "so even after a crash `python -m gan_models train --out <that "
+                        "folder> --resume` continues it.",
             is_output_node=True,
             inputs=[
                 GanTrainer.Input("trainer", tooltip="From GAN Trainer, VAE Trainer or another "
@@ -400,6 +361,15 @@ class TrainSteps(io.ComfyNode):
                 io.Int.Input("preview_every", default=25, min=0, max=100_000,
                              tooltip="Show a live sample grid every this many steps; 0 = "
                                      "only at the end."),
+                io.Float.Input("snapshot_minutes", default=5.0, min=0.0, max=1440.0, step=0.5,
+                               round=0.001, optional=True,
+                               tooltip="Save a resumable snapshot of the run every this many "
+                                       f"minutes while training (in output/{GRAPH_RUNS}/"
+                                       f"<run>/snapshots; the newest {GRAPH_KEEP} are kept), "
+                                       "so a crash or a stopped server loses at most that "
+                                       "much; 0 = only at the end and when cancelled. "
+                                       "Continue such a run with python -m gan_models train "
+                                       "--out <run folder> --resume."),
             ],
             outputs=[
                 GanTrainer.Output(display_name="trainer",
@@ -419,35 +389,43 @@ class TrainSteps(io.ComfyNode):
 
     @classmethod
     @user_errors("Train Steps")
-    def execute(cls, trainer, steps, preview_every) -> io.NodeOutput:
+    def execute(cls, trainer, steps, preview_every, snapshot_minutes=5.0) -> io.NodeOutput:
         if not isinstance(trainer, Trainer):
             raise NodeError(f"Train Steps: expected a GAN_TRAINER, got {type(trainer).__name__}")
         device = mm.get_torch_device()
         if device.type != "cpu":  # make room: ComfyUI may offload other models first
             mm.free_memory(4 * _bytes_of(trainer) + 512 * 2**20, device)
         work = trainer.clone(device)
+        folder = graph_run_folder(folder_paths.get_output_directory(), work.run_name)
         progress = Progress(steps)
         done = 0
         final: dict[str, torch.Tensor] = {}
 
-        def on_step(t: Trainer, _metrics: dict) -> None:
-            nonlocal done
-            done += 1
-            preview = None
-            if done == steps:  # the output grid doubles as the last preview
-                final.update(t.preview_grids())
-                preview = final["samples"][None]
-            elif preview_every and done % preview_every == 0:
-                preview = t.sample_grid()[None]
-            progress.update(done, preview)  # also where a cancel is noticed, between steps
+        def note(message: str) -> None:
+            log.warning("GAN Studio: %s", message)
 
-        try:
-            work.train_steps(steps, on_step)
-        except mm.InterruptProcessingException:
-            path = save_checkpoint(work)
-            log.warning("GAN Studio: training cancelled at step %d; checkpoint %s", work.step,
-                        path)
-            raise
+        with GraphRun(folder, work, work.step + steps, snapshot_minutes or 0.0, log=note) as run:
+
+            def on_step(t: Trainer, _metrics: dict) -> None:
+                nonlocal done
+                done += 1
+                preview = None
+                if done == steps:  # the output grid doubles as the last preview
+                    final.update(t.preview_grids())
+                    preview = final["samples"][None]
+                elif preview_every and done % preview_every == 0:
+                    preview = t.sample_grid()[None]
+                run.step(t)  # a snapshot when snapshot_minutes have passed
+                progress.update(done, preview)  # also where a cancel is noticed
+
+            try:
+                work.train_steps(steps, on_step)
+            except mm.InterruptProcessingException:
+                path = run.snapshot(work)["model"]
+                log.warning("GAN Studio: training cancelled at step %d; checkpoint %s",
+                            work.step, path)
+                raise
+            run.snapshot(work, final)
         with grad_enabled():
             work.to(mm.unet_offload_device())  # rest on the offload device between runs
         samples, curve = final["samples"][None], work.loss_curve()[None]
@@ -466,18 +444,8 @@ def preview_images(cls, grids) -> ui.SavedImages:
     return ui.SavedImages(results)
 
 
-def save_checkpoint(trainer: Trainer) -> Path:
-    """Snapshot pair in output/gan_studio_training/<run>/snapshots (resumable by the CLI)."""
-    folder = Path(folder_paths.get_output_directory()) / CHECKPOINT_FOLDER / trainer.run_name
-    return write_snapshot(folder / "snapshots", trainer)["model"]
-
-
 def _bytes_of(trainer: Trainer) -> int:
     return sum(p.numel() * p.element_size() for n in trainer.nets.values() for p in n.parameters())
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:40]
 
 
 NODES = [TrainingDataset, GANTrainer, VAETrainer, TrainSteps]

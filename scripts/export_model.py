@@ -29,17 +29,23 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     sys.path.insert(0, str(REPO))  # the library never imports ComfyUI: safe here
     import gan_models
-    from gan_models.training import latest_snapshot
+    from gan_models.errors import GanStudioError
+    from gan_models.training.run_folder import RunFolder, snapshot_step
 
-    snapshot = latest_snapshot(args.run / "snapshots")
-    if snapshot is None:
-        raise SystemExit(f"no snapshot in {args.run / 'snapshots'}")
+    run = RunFolder(args.run)
+    try:
+        snapshot = run.latest_snapshot()
+        if snapshot is None:
+            raise SystemExit(f"no snapshot in {run.snapshots}")
+        settings = run.read_settings()
+        if not settings:
+            raise SystemExit(f"no {run.settings_file.name} in {run.root}")
+        metrics = run.read_metrics(log=lambda msg: print(f"note: {msg}", file=sys.stderr))
+    except GanStudioError as exc:
+        raise SystemExit(f"error: {exc}") from None
     model_file = Path(snapshot["model"])
     model = gan_models.load_model(model_file)
-    settings = json.loads((args.run / "run.json").read_text())
-    step = int(model_file.stem.split("-")[-1])  # snapshot-00000068 -> 68
-    metrics = [json.loads(line) for line in (args.run / "metrics.jsonl").read_text().splitlines()
-               if line.strip()]
+    step = snapshot_step(model_file)
     metrics = [m for m in metrics if m.get("step", 0) <= step]
     last = metrics[-1] if metrics else {}
     model.metadata["provenance"] = {

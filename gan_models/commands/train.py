@@ -33,7 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--data", help="image folder (class = subfolder name; images directly "
                                   "inside = unconditional); optional with --resume")
-    p.add_argument("--out", required=True, help="run folder (snapshots, samples, metrics, model)")
+    p.add_argument("--out", required=True,
+                   help="run folder (snapshots, samples, metrics, model); one process at a "
+                        "time may write it")
     p.add_argument("--recipe", choices=recipe_names(), default=None,
                    help="what to train (default: dcgan, or with --init the model's own); "
                         "stylegan2-ada trains StyleGAN2 with adaptive augmentation; vae, "
@@ -106,7 +108,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import GanStudioError
     from ..training.distributed import init_from_env, shutdown
-    from ..training.run import Run, RunSettings, parse_options
+    from ..training.options import parse_options
+    from ..training.run import Run, RunSettings
 
     given = {k: getattr(args, k) for k in RUN_OPTIONS if getattr(args, k) is not None}
     options = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k) is not None}
@@ -129,9 +132,9 @@ def run(args: argparse.Namespace) -> int:
     dist, device = init_from_env(args.device)
     stop = _StopFlag()
     try:
-        run_ = Run(settings, dist, device)
-        trainer = run_.start(args.resume, set(given))
-        return run_.train(trainer, stop)
+        with Run(settings, dist, device) as run_:
+            trainer = run_.start(args.resume, set(given))
+            return run_.train(trainer, stop)
     finally:
         stop.restore()
         shutdown()

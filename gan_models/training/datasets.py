@@ -34,6 +34,11 @@ class ImageDataset:
     xflip: bool = False
     source: str = ""
     fingerprint: str = field(default="", compare=False)
+    # How the images were read: the folder ('' = from memory), its fit mode and background
+    # (what a run folder records so that the CLI can read the same images again).
+    folder: str = ""
+    fit: str = "crop"
+    background: str = "#ffffff"
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3:
@@ -118,7 +123,8 @@ def load_image_folder(folder: str | os.PathLike, resolution: int, fit: str = "cr
     return ImageDataset(
         images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
         labels=torch.tensor(labels, dtype=torch.int64) if class_names else None,
-        class_names=tuple(class_names), xflip=xflip, source=folder.name)
+        class_names=tuple(class_names), xflip=xflip, source=folder.name,
+        folder=os.path.abspath(folder), fit=fit, background=_hex(bg))
 
 
 def dataset_from_images(images: torch.Tensor, resolution: int, fit: str = "crop",
@@ -134,7 +140,30 @@ def dataset_from_images(images: torch.Tensor, resolution: int, fit: str = "crop"
     out = np.stack([decode_array(a, resolution, fit, bg) for a in arr])
     with torch.inference_mode(False):  # the graph's tensors are inference tensors
         tensor = torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
-    return ImageDataset(images=tensor, xflip=xflip, source=source)
+    return ImageDataset(images=tensor, xflip=xflip, source=source, fit=fit,
+                        background=_hex(bg))
+
+
+def write_image_folder(dataset: ImageDataset, folder: str | os.PathLike) -> Path:
+    """Save the dataset's images as PNG files that `load_image_folder` reads back unchanged
+    (one subfolder per class for a class-conditional dataset). The folder appears complete
+    or not at all."""
+    from PIL import Image
+
+    folder = Path(folder)
+    if folder.is_dir():
+        return folder
+    partial = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    pixels = dataset.images.permute(0, 2, 3, 1).contiguous().numpy()
+    for i, hwc in enumerate(pixels):
+        where = partial
+        if dataset.labels is not None:
+            where = partial / dataset.class_names[int(dataset.labels[i])]
+            where.mkdir(exist_ok=True)
+        Image.fromarray(hwc, "RGB").save(where / f"{i:06d}.png", compress_level=1)
+    os.replace(partial, folder)
+    return folder
 
 
 def scan_folder(folder: Path) -> tuple[list[Path], list[int], list[str]]:
@@ -169,6 +198,10 @@ def scan_folder(folder: Path) -> tuple[list[Path], list[int], list[str]]:
 
 def _is_image(p: Path) -> bool:
     return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _hex(rgb: RGB) -> str:
+    return "#" + "".join(f"{c:02x}" for c in rgb)
 
 
 def _check_settings(resolution: int, fit: str) -> None:

@@ -1,26 +1,19 @@
-"""A headless training run in a folder (what `python -m gan_models train` drives).
-
-RUN_DIR/run.json            settings of the run (data, recipe, batch, seed, the checkpoint it
-                            was fine-tuned from with its sha256, ...)
-RUN_DIR/snapshots/          numbered snapshot pairs + latest.json (see snapshots.py)
-RUN_DIR/samples/*.png       reals.png, loss_curve.png, and at each snapshot a grid of the
-                            fixed latents (step-*.png) plus the recipe's other previews
-                            (VAEs: recon-*.png, training images next to their reconstructions)
-RUN_DIR/metrics.jsonl       one JSON line per logging interval
-RUN_DIR/model.safetensors   the final model (EMA generator + discriminator; VAE: + encoder)
+"""A training run in a folder: what `python -m gan_models train` drives (`Run`), and what the
+Train Steps node keeps for the run it trains (`GraphRun`). The folder's layout is described in
+run_folder.py; a run in it may be resumed by the CLI whichever of the two started it.
 
 Works as one process or under torchrun (every rank trains; only rank 0 writes files).
 A stop request (Ctrl+C, SIGTERM) is honoured between steps: a snapshot is written first.
+One process at a time writes a run folder (its lock); a run that starts or resumes cleans up
+what a crashed one left behind (see run_folder.py).
 A run may start from a checkpoint (`init`, any format `load_model` reads): the recipe adopts
 the model's architecture and the networks start from its weights (fine-tuning). Resuming needs
 only the snapshots; an `init` given again must be the same file (checked by sha256).
-Recipe options come as `key=value` text (CLI `--option`, the trainer nodes' options box):
-`parse_options` reads them and `typed_options` checks them against the recipe's defaults.
+Recipe options come as `key=value` text (see options.py).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -31,23 +24,23 @@ import torch
 
 from ..errors import GanStudioError
 from ..formats import load_model, save_model
-from ..formats.atomic import atomic_path
 from ..formats.native import file_sha256
 from ..model import GenerativeModel
-from .datasets import load_image_folder
+from .datasets import load_image_folder, write_image_folder
 from .distributed import DistContext
 from .loop import Trainer, learning_rates
-from .plots import image_grid, to_pil
+from .options import typed_options
 from .recipes import RECIPES, make_recipe, recipe_names
-from .snapshots import latest_snapshot, read_state, write_snapshot
+from .run_folder import RunFolder, RunFolderBusy, RunLock, snapshot_step
+from .snapshots import read_state
 
 # Settings that define the run's math: a resumed run must keep them.
 FIXED = ("recipe", "options", "batch", "seed", "xflip", "fit", "background")
 # Settings a resumed run may change; when not given again they keep their stored values.
 ADJUSTABLE = ("data", "kimg", "minutes", "batch_gpu", "snap_every", "log_every", "keep")
 STOPPED = 130
-# File names of preview grids: samples/<stem>-<step>.png (other grids use their own name).
-GRID_STEMS = {"samples": "step", "reconstructions": "recon"}
+# Snapshots a Train Steps run keeps (it writes one every few minutes however long it runs).
+GRAPH_KEEP = 3
 
 
 @dataclass
@@ -75,21 +68,33 @@ class Run:
     def __init__(self, settings: RunSettings, dist: DistContext, device: torch.device,
                  log: Callable[[str], None] = print):
         self.s, self.dist, self.device = settings, dist, device
-        self.out = Path(settings.out)
-        self.snap_dir, self.sample_dir = self.out / "snapshots", self.out / "samples"
+        self.folder = RunFolder(settings.out)
+        self.out = self.folder.root
         self.log = log if dist.is_main else (lambda _msg: None)
+        self._lock: RunLock | None = None
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the run folder (also done by the system when the process ends)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # --- set-up ---------------------------------------------------------------------------
     def start(self, resume: bool, explicit: set[str]) -> Trainer:
         """A fresh trainer, or the latest snapshot's when resuming (explicit: the settings
         the user typed, checked against the stored run)."""
-        latest = latest_snapshot(self.snap_dir)
+        latest = self.folder.latest_snapshot()
         if latest and not resume:
-            raise GanStudioError(f"{self.out} already holds a run (step "
-                                 f"{_step_of(latest)}); pass --resume to continue it or "
-                                 "choose another --out")
+            raise _already_a_run(self.out, latest)
         if latest:
-            return self._resume(latest, explicit)
+            self._take_folder()
+            return self._resume(self.folder.latest_snapshot(), explicit)
         init = self._load_init("recipe" in explicit)
         options = typed_options(self.s.recipe, self.s.options)
         if init is not None:
@@ -102,6 +107,10 @@ class Run:
         # class count is not known yet, so a conditional recipe is checked with one class.
         conditional = self.s.recipe in RECIPES and RECIPES[self.s.recipe].conditional
         probe = make_recipe(self.s.recipe, options, int(conditional))
+        self._take_folder()
+        latest = self.folder.latest_snapshot()
+        if latest:  # written while we were checking the options
+            raise _already_a_run(self.out, latest)
         dataset = self._load_data(probe.resolution)
         recipe = make_recipe(self.s.recipe, options, dataset.num_classes)
         trainer = Trainer(recipe, dataset, batch=self.s.batch, seed=self.s.seed,
@@ -109,11 +118,27 @@ class Run:
                           init_model=init)
         self.s.options = dict(trainer.recipe.options)  # with the adopted architecture
         if self.dist.is_main:
-            _write_json(self.out / "run.json", asdict(self.s))
-            self.sample_dir.mkdir(parents=True, exist_ok=True)
-            to_pil(image_grid(trainer.dataset.preview())).save(self.sample_dir / "reals.png")
+            self.folder.trim_metrics(0, self.log)  # lines of a run that died before a snapshot
+            self.folder.write_settings(asdict(self.s))
+            self.folder.write_reals(trainer.dataset)
         self.log(f"training {trainer.describe()}")
         return trainer
+
+    def _take_folder(self) -> None:
+        """Lock the run folder (rank 0; all ranks stop if it is taken) and clean up what a
+        crashed run left in it."""
+        busy = None
+        if self.dist.is_main and self._lock is None:
+            lock = RunLock(self.folder, self.log)
+            try:
+                lock.acquire()
+                self._lock = lock
+            except RunFolderBusy as exc:
+                busy = exc
+        if self.dist.any_flag(busy is not None, self.device):
+            raise busy or RunFolderBusy(f"run folder {self.out} is in use (see rank 0)")
+        if self.dist.is_main:
+            self.folder.clean_temp_files(self.log)
 
     def _load_init(self, recipe_given: bool) -> GenerativeModel | None:
         """The model a fresh run starts from (None: random init); picks the recipe from the
@@ -190,16 +215,17 @@ class Run:
                 f"{k} {trainer.recipe.options[k]:g} -> {v:g}" for k, v in changed.items()))
             trainer.change_learning_rates(changed)
             self.s.options = dict(trainer.recipe.options)
-        self._trim_metrics(trainer.step)
-        if self.dist.is_main:  # remember the new target etc. for the next resume
-            _write_json(self.out / "run.json", asdict(self.s))
+        if self.dist.is_main:
+            # Drop log lines past the resumed step (they will be written again) and remember
+            # the new target etc. for the next resume.
+            self.folder.trim_metrics(trainer.step, self.log)
+            self.folder.write_settings(asdict(self.s))
         self.log(f"resumed {trainer.describe()}")
         return trainer
 
     def _stored_settings(self, meta: dict) -> dict:
-        """run.json when present; else what the state itself records (e.g. a node's run)."""
-        path = self.out / "run.json"
-        stored = json.loads(path.read_text()) if path.is_file() else {}
+        """run.json when present; else what the state itself records."""
+        stored = self.folder.read_settings()
         stored.update({"recipe": meta["recipe"], "options": meta["options"],
                        "batch": meta["batch"], "seed": meta["seed"]})
         if "xflip" in meta.get("dataset", {}):
@@ -212,21 +238,11 @@ class Run:
         return load_image_folder(self.s.data, res, fit=self.s.fit, background=self.s.background,
                                  xflip=self.s.xflip)
 
-    def _trim_metrics(self, step: int) -> None:
-        """Drop log lines past the resumed step (they will be written again)."""
-        path = self.out / "metrics.jsonl"
-        if not self.dist.is_main or not path.is_file():
-            return
-        kept = [line for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
-        with atomic_path(path) as tmp:
-            Path(tmp).write_text("".join(line + "\n" for line in kept))
-
     # --- the loop -------------------------------------------------------------------------
     def train(self, trainer: Trainer, stop_requested: Callable[[], bool] = lambda: False) -> int:
         """Train to the settings' kimg or time budget (whichever comes first); returns 0 when
         done or STOPPED after a stop request."""
-        total = max(1, math.ceil(self.s.kimg * 1000 / trainer.batch))
+        total = steps_for_kimg(self.s.kimg, trainer.batch)
         budget_s = self.s.minutes * 60 if self.s.minutes > 0 else math.inf
         window: list[dict] = []
         stopped = out_of_time = False
@@ -256,20 +272,15 @@ class Run:
             self.log(f"stopped at step {trainer.step}; resume with --resume")
             return STOPPED
         if self.dist.is_main:
-            save_model(trainer.export_model(), self.out / "model.safetensors")
+            save_model(trainer.export_model(), self.folder.model_file)
         self.dist.barrier()
-        self.log(f"done: {self.out / 'model.safetensors'}")
+        self.log(f"done: {self.folder.model_file}")
         return 0
 
     def snapshot(self, trainer: Trainer) -> None:
         self.dist.check_in_sync(trainer.nets, self.device)
         if self.dist.is_main:
-            write_snapshot(self.snap_dir, trainer, keep=self.s.keep)
-            self.sample_dir.mkdir(parents=True, exist_ok=True)
-            for name, grid in trainer.preview_grids().items():
-                stem = GRID_STEMS.get(name, name)
-                to_pil(grid).save(self.sample_dir / f"{stem}-{trainer.step:08d}.png")
-            to_pil(trainer.loss_curve()).save(self.sample_dir / "loss_curve.png")
+            self.folder.write_snapshot(trainer, keep=self.s.keep)
         self.dist.barrier()
 
     def _write_metrics(self, trainer: Trainer, window: list[dict], seconds: float) -> None:
@@ -281,10 +292,75 @@ class Run:
         line = {"step": trainer.step, "kimg": round(trainer.kimg, 4), **means,
                 "images_per_s": round(len(window) * trainer.batch / max(seconds, 1e-9), 2),
                 "elapsed_s": round(trainer.elapsed_s, 3), "time": round(time.time(), 3)}
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(line) + "\n")
+        self.folder.append_metrics(line)
         self.log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                           for k, v in line.items() if k != "time"))
+
+
+class GraphRun:
+    """The run folder of a trainer that a caller drives step by step (the Train Steps node).
+
+    While open it holds the folder's lock; it writes run.json as the CLI would (so that
+    `python -m gan_models train --out FOLDER --resume` continues the run to `target_step`
+    with no other flags), a snapshot whenever `every_minutes` of wall time have passed since
+    the last one (0 = never on its own) and one whenever the caller asks (at the end, on a
+    cancel). A trainer on images from memory gets a copy of them in the folder's data/."""
+
+    def __init__(self, folder: RunFolder, trainer: Trainer, target_step: int,
+                 every_minutes: float = 0.0, keep: int = GRAPH_KEEP,
+                 log: Callable[[str], None] = print):
+        self.folder, self.trainer, self.target_step = folder, trainer, int(target_step)
+        self.every_s = max(0.0, float(every_minutes)) * 60
+        self.keep, self.log = keep, log
+        self._lock = RunLock(folder, log)
+        self._last_time = time.monotonic()
+        self._last: tuple[int, dict[str, Path]] | None = None
+
+    def __enter__(self) -> GraphRun:
+        self._lock.acquire()
+        try:
+            self.folder.clean_temp_files(self.log)
+            self.folder.write_settings(asdict(self.settings()))
+            if not (self.folder.samples / "reals.png").is_file():
+                self.folder.write_reals(self.trainer.dataset)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._last_time = time.monotonic()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+    def settings(self) -> RunSettings:
+        t, data = self.trainer, self.trainer.dataset
+        if data.folder:
+            source, fit, background = data.folder, data.fit, data.background
+        else:  # square already, at the run's resolution: read back as they are
+            source = str(write_image_folder(data, self.folder.data).resolve())
+            fit, background = "crop", "#ffffff"
+        return RunSettings(data=source, out=str(self.folder.root), recipe=t.recipe.name,
+                           options=dict(t.recipe.options), batch=t.batch, seed=t.seed,
+                           xflip=data.xflip, fit=fit, background=background,
+                           kimg=self.target_step * t.batch / 1000, keep=self.keep)
+
+    def step(self, trainer: Trainer) -> None:
+        """After each step: a snapshot when it is time for one."""
+        if self.every_s > 0 and time.monotonic() - self._last_time >= self.every_s:
+            self.snapshot(trainer)
+
+    def snapshot(self, trainer: Trainer, grids: dict | None = None) -> dict[str, Path]:
+        """Write a snapshot of the trainer now (once per step)."""
+        if self._last is None or self._last[0] != trainer.step:
+            self._last = (trainer.step, self.folder.write_snapshot(trainer, self.keep, grids))
+        self._last_time = time.monotonic()
+        return self._last[1]
+
+
+def steps_for_kimg(kimg: float, batch: int) -> int:
+    """Training steps to show `kimg` thousand images (at least 1); float noise such as
+    3.2 kimg / 8 = 400.00000000000006 steps does not add a step."""
+    return max(1, math.ceil(round(kimg * 1000 / batch, 6)))
 
 
 def _check_same(key: str, mine, theirs, recipe: str) -> None:
@@ -304,71 +380,6 @@ def _check_same(key: str, mine, theirs, recipe: str) -> None:
             "or start a new run in another --out (of the recipe options only learning rates "
             "may change on resume)")
 
-
-# --- recipe options from text -------------------------------------------------------------
-def parse_option(text: str) -> tuple[str, object]:
-    """'key=value' -> (key, value). The value is JSON when it parses as JSON (4, 1e-3, true,
-    "text"), else the text itself (mse, color,translation); dashes in the key become '_'."""
-    key, sep, raw = text.partition("=")
-    key = key.strip().replace("-", "_")
-    if not sep or not key:
-        raise GanStudioError(f"recipe option {text.strip()!r} is not key=value (e.g. beta=4)")
-    raw = raw.strip()
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw
-    return key, value
-
-
-def parse_options(lines: list[str] | str) -> dict:
-    """A list of key=value texts, or one text of key=value lines (blank lines and lines
-    starting with '#' are skipped) -> {key: value}; a key given twice is refused."""
-    if isinstance(lines, str):
-        lines = [line for line in lines.splitlines()
-                 if line.strip() and not line.strip().startswith("#")]
-    options: dict = {}
-    for line in lines:
-        key, value = parse_option(line)
-        if key in options:
-            raise GanStudioError(f"recipe option {key} is given twice")
-        options[key] = value
-    return options
-
-
-def typed_options(recipe: str, options: dict) -> dict:
-    """Check option values against the type of the recipe's default for each key: whole
-    numbers where the default is an int, numbers where it is a float, text where it is text.
-    Unknown keys pass through untouched: the recipe refuses them, listing the ones it knows."""
-    cls = RECIPES.get(recipe)
-    if cls is None:
-        return dict(options)  # make_recipe names the known recipes
-    defaults = {**cls.COMMON, **cls.DEFAULTS}
-    return {k: _like(k, v, defaults[k]) if k in defaults else v for k, v in options.items()}
-
-
-def _like(key: str, value, default):
-    if value is None or default is None:
-        return value
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = number and float(value).is_integer()
-        value = int(value) if ok else value
-    elif isinstance(default, float):
-        ok = number
-        value = float(value) if ok else value
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-    else:
-        return value
-    if not ok:
-        kind = {bool: "true or false", int: "a whole number", float: "a number",
-                str: "text"}[type(default)]
-        raise GanStudioError(f"recipe option {key} must be {kind} (default {default!r}), "
-                             f"got {value!r}")
-    return value
 
 
 def recipe_for(model: GenerativeModel) -> str:
@@ -394,10 +405,6 @@ def _recipes_hint(architecture: str) -> str:
     return f"the recipes train {', '.join(trainable)} models"
 
 
-def _step_of(latest: dict[str, Path]) -> int:
-    return int(latest["state"].name.split("-")[1].split(".")[0])
-
-
-def _write_json(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=1))
+def _already_a_run(out: Path, latest: dict[str, Path]) -> GanStudioError:
+    return GanStudioError(f"{out} already holds a run (step {snapshot_step(latest['state'])}); "
+                          "pass --resume to continue it or choose another --out")

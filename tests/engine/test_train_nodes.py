@@ -1,10 +1,12 @@
 """Training nodes in the real engine: Training Dataset -> GAN Trainer -> Train Steps x2 ->
-Sample Latents -> Generate Images -> SaveImage, plus cancel-saves-a-checkpoint and the
-no-mutation rule that ComfyUI's output cache relies on."""
+Sample Latents -> Generate Images -> SaveImage, plus cancel-saves-a-checkpoint, the
+no-mutation rule that ComfyUI's output cache relies on, and the run folder Train Steps keeps
+(resumable by the CLI, one writer at a time)."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,9 @@ import torch
 from safetensors.torch import load_file
 
 import gan_models
-from gan_models.training import read_state
+from gan_models.__main__ import main
+from gan_models.training import load_image_folder, read_state
+from gan_models.training.run_folder import RunFolder, RunLock
 from gan_models.training.shapes import write_shapes_folder
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("one_thread")]
@@ -192,3 +196,50 @@ def test_dataset_errors_name_the_node(engine, engine_dirs):
     prompt["1"]["inputs"]["background"] = "not-a-colour"
     result = engine.run(prompt)
     assert "cannot read colour" in result.describe_error()
+
+
+def run_folder(engine_dirs, trainer) -> Path:
+    return engine_dirs["output"] / "gan_studio_training" / trainer.run_name
+
+
+def test_train_steps_refuses_a_run_folder_in_use(engine, engine_dirs, shapes_input):
+    trainer = make_trainer(engine, shapes_input)
+    steps_node = node_class(engine, "GANStudioTrainSteps")
+    with RunLock(RunFolder(run_folder(engine_dirs, trainer))):  # e.g. the CLI resuming it
+        with pytest.raises(Exception, match=rf"Train Steps: run folder .* is in use by process "
+                                            rf"{os.getpid()}; wait for it or stop it"):
+            steps_node.execute(trainer, 2, 0)
+
+
+def test_a_run_on_an_image_batch_is_continued_by_the_cli_with_no_other_flags(
+        engine, engine_dirs, shapes_input, capsys):
+    pictures = load_image_folder(shapes_input, 32).images.permute(0, 2, 3, 1).float() / 255
+    dataset = node_class(engine, "GANStudioTrainingDataset").execute(
+        "", 32, "crop", True, "#ffffff", images=pictures).result[0]
+    inputs = {k: v for k, v in trainer_inputs(recipe="dcgan").items() if k != "dataset"}
+    trainer = node_class(engine, "GANStudioTrainer").execute(dataset, **inputs).result[0]
+    steps_node = node_class(engine, "GANStudioTrainSteps")
+    folder = run_folder(engine_dirs, trainer)
+    with torch.inference_mode():  # as the executor calls nodes
+        steps_node.execute(trainer, 5, 0, 0.0)
+        straight = load_file(folder / "snapshots" / "snapshot-00000005.safetensors")
+        steps_node.execute(trainer, 3, 0, 0.0)  # the same run, ending at step 3 this time
+
+    settings = json.loads((folder / "run.json").read_text())
+    assert settings["data"] == str((folder / "data").resolve()) and settings["xflip"] is True
+    assert settings["recipe"] == "dcgan" and settings["kimg"] == 0.024
+    assert len(list((folder / "data").glob("*.png"))) == len(pictures)
+    assert json.loads((folder / "snapshots" / "latest.json").read_text())["step"] == 3
+    assert (folder / "run.lock").read_text() == ""  # released
+
+    capsys.readouterr()
+    assert main(["train", "--out", str(folder), "--resume"]) == 0  # to the node's step 3
+    assert gan_models.load_model(folder / "model.safetensors").metadata["provenance"][
+        "steps"] == 3
+    assert main(["train", "--out", str(folder), "--resume", "--kimg", "0.04"]) == 0
+    out = capsys.readouterr().out
+    assert "resumed" in out and "data differs" not in out  # data/ holds the very images
+    # Node to step 3, then the CLI to step 5 = the node straight to step 5.
+    resumed = load_file(folder / "model.safetensors")
+    assert resumed.keys() == straight.keys()
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)

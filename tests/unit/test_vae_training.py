@@ -16,7 +16,7 @@ import gan_models
 from gan_models import GanStudioError
 from gan_models.__main__ import main
 from gan_models.training import ImageDataset, Trainer, TrainingDiverged, make_recipe, read_state
-from gan_models.training.run import parse_options, typed_options
+from gan_models.training.options import parse_options, typed_options
 from gan_models.training.shapes import write_shapes_folder
 from gan_models.training.state import unflatten
 
