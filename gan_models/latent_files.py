@@ -14,24 +14,21 @@ from __future__ import annotations
 import base64
 import json
 import math
-import struct
 from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from .errors import GanStudioError
-from .formats.atomic import atomic_path
-from .formats.detect import safetensors_metadata
+from .formats.tagged import read_tagged_meta, read_tagged_tensors, write_tagged
 from .latent import LatentBatch
 
 FILE_FORMAT = "gan-studio-latents"
 RECORD_FORMAT = "gan-studio-frame"
 VERSION = 1
 METADATA_KEY = "gan_studio_latents"
+WHAT = "GAN Studio latent file"
 PNG_KEY = "gan_studio"  # PNG text chunk holding a frame record
 # settings kept when LatentBatch has them (style-model truncation cutoff, StyleGAN3 view)
 OPTIONAL_FIELDS = tuple(f.name for f in fields(LatentBatch)
@@ -41,55 +38,35 @@ OPTIONAL_FIELDS = tuple(f.name for f in fields(LatentBatch)
 # --- batches as files --------------------------------------------------------------------
 def save_latents(batch: LatentBatch, path: str | Path, notes: dict | None = None) -> Path:
     """Write a batch atomically; `notes` (JSON values) are stored alongside."""
-    tensors = {"values": batch.values.detach().float().cpu().contiguous()}
+    tensors = {"values": batch.values.float()}
     if batch.labels is not None:
-        tensors["labels"] = batch.labels.detach().float().cpu().contiguous()
+        tensors["labels"] = batch.labels.float()
     meta = {"format": FILE_FORMAT, "version": VERSION, "space": batch.space,
             "model_id": batch.model_id, "truncation_psi": batch.truncation_psi,
             "seeds": None if batch.seeds is None else [int(s) for s in batch.seeds],
             "extra": _jsonable(batch.extra), "notes": _jsonable(notes or {}),
             **_optional(batch)}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)})
-    return path
+    return write_tagged(path, tensors, METADATA_KEY, meta)
 
 
 def read_latent_metadata(path: str | Path) -> dict | None:
     """The latent metadata of a file, or None when it is not a GAN Studio latent file."""
     try:
-        if not _plausible_safetensors(Path(path)):
-            return None
-        raw = safetensors_metadata(path).get(METADATA_KEY)
-        meta = json.loads(raw) if raw else None
-    except (OSError, ValueError, GanStudioError):
+        meta = read_tagged_meta(path, METADATA_KEY, WHAT)
+    except GanStudioError:
         return None
-    return meta if isinstance(meta, dict) and meta.get("format") == FILE_FORMAT else None
-
-
-def _plausible_safetensors(path: Path) -> bool:
-    """A header length that fits the file (any file may sit in the input folder; a random
-    one must not make us read gigabytes)."""
-    size = path.stat().st_size
-    if size < 10:
-        return False
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        return 2 <= n <= min(size - 8, 100_000_000) and f.read(1) == b"{"
+    return meta if meta.get("format") == FILE_FORMAT else None
 
 
 def load_latents(path: str | Path) -> LatentBatch:
     path = Path(path)
     meta = read_latent_metadata(path)
     if meta is None:
-        raise GanStudioError(f"{path.name} is not a GAN Studio latent file")
+        raise GanStudioError(f"{path.name} is not a {WHAT}")
     if int(meta.get("version", 0)) > VERSION:
         raise GanStudioError(f"{path.name} was written by a newer GAN Studio (latent file "
                              f"version {meta['version']}); update the pack")
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise GanStudioError(f"{path.name} is corrupt or truncated ({exc})") from exc
+    tensors = read_tagged_tensors(path, WHAT)
     if "values" not in tensors:
         raise GanStudioError(f"{path.name} holds no latent values")
     seeds = meta.get("seeds")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import struct
 import zipfile
 from pathlib import Path
 
 from ..errors import CheckpointError
+from .tagged import safetensors_metadata  # noqa: F401  (header reader, re-exported)
 
 SAFETENSORS = "safetensors"
 TORCH_ZIP = "torch-zip"      # torch.save (rosinality .pt, pix2pix .pth, ...)
@@ -40,18 +40,3 @@ def _is_torch_zip(path: Path) -> bool:
             return any(n.endswith("data.pkl") for n in z.namelist())
     except zipfile.BadZipFile:
         return False
-
-
-def safetensors_metadata(path: str | Path) -> dict[str, str]:
-    """The `__metadata__` of a safetensors file, read from its header alone."""
-    size = Path(path).stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        (n,) = struct.unpack("<Q", head) if len(head) == 8 else (0,)
-        if not 2 <= n <= size - 8:
-            raise CheckpointError(f"{Path(path).name} is not a safetensors file (bad header)")
-        try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{Path(path).name}: corrupt safetensors header ({exc})") from exc
-    return header.get("__metadata__") or {}

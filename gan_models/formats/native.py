@@ -9,22 +9,21 @@ provenance (training data, steps, recipe) and source (original file name + sha25
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from .. import registry
 from ..errors import CheckpointError
 from ..model import GenerativeModel
-from .atomic import atomic_path
-from .detect import safetensors_metadata
+from . import detect
+from .importers import Importer, register_importer
+from .tagged import read_tagged_meta, read_tagged_tensors, write_tagged
 
 FORMAT_NAME = "gan-studio"
 FORMAT_VERSION = 1
 METADATA_KEY = "gan_studio"
+WHAT = "GAN Studio checkpoint"
 
 
 def save_model(model: GenerativeModel, path: str | Path,
@@ -37,8 +36,6 @@ def save_model(model: GenerativeModel, path: str | Path,
     tensors: dict[str, torch.Tensor] = {}
     for role in roles:
         for name, t in model.networks[role].state_dict().items():
-            # clone: safetensors refuses tensors that share storage
-            t = t.detach().to("cpu").contiguous().clone()
             tensors[f"{role}.{name}"] = t.half() if half and t.is_floating_point() else t
     meta = {
         "format": FORMAT_NAME,
@@ -51,22 +48,13 @@ def save_model(model: GenerativeModel, path: str | Path,
         "stored_dtype": "float16" if half else "native",
         **{k: v for k, v in model.metadata.items() if k in ("provenance", "source", "notes")},
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)})
-    return path
+    return write_tagged(path, tensors, METADATA_KEY, meta)
 
 
 def read_metadata(path: str | Path) -> dict:
-    raw = safetensors_metadata(path).get(METADATA_KEY)
-    if raw is None:
-        raise CheckpointError(
-            f"{Path(path).name} is a safetensors file without GAN Studio metadata; it may be a "
-            "diffusion model or a bare state dict. Convert foreign checkpoints with "
-            "`python -m gan_models convert`.")
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{Path(path).name}: metadata is not valid JSON ({exc})") from exc
+    meta = read_tagged_meta(path, METADATA_KEY, WHAT, hint=(
+        "it is a safetensors file without GAN Studio metadata, perhaps a diffusion model or a "
+        "bare state dict. Convert foreign checkpoints with `python -m gan_models convert`."))
     if meta.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{Path(path).name}: not a GAN Studio checkpoint")
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
@@ -82,10 +70,7 @@ def read_metadata(path: str | Path) -> dict:
 def load_native(path: str | Path) -> GenerativeModel:
     path = Path(path)
     meta = read_metadata(path)
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path.name} is corrupt or truncated ({exc})") from exc
+    tensors = read_tagged_tensors(path, WHAT)
     networks = registry.build(meta["architecture"], meta["config"])
     kept = {}
     for role, net in networks.items():
@@ -100,8 +85,8 @@ def load_native(path: str | Path) -> GenerativeModel:
                 f"{path.name}: weights do not fit {meta['architecture']} {meta['config']}: "
                 f"{_first_line(exc)}") from exc
         kept[role] = net
-    if "generator" not in kept:
-        raise CheckpointError(f"{path.name} holds no generator weights")
+    if not {"generator", "translator"} & set(kept):
+        raise CheckpointError(f"{path.name} holds no generator or translator weights")
     return GenerativeModel(meta["architecture"], meta["config"], kept,
                            class_names=meta.get("class_names"), metadata=meta,
                            model_id=file_sha256(path)[:16])
@@ -118,3 +103,13 @@ def file_sha256(path: str | Path) -> str:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return " ".join(line.strip() for line in text[:3])
+
+
+# --- registration -----------------------------------------------------------------------
+def _is_safetensors(probe) -> bool:
+    return probe.container == detect.SAFETENSORS
+
+
+register_importer(Importer(
+    name=FORMAT_NAME, description="GAN Studio .safetensors", recognise=_is_safetensors,
+    read=load_native))

@@ -8,19 +8,15 @@ number against (the classifier is not perfect on real images either).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import CapabilityError, GanStudioError
-from ..formats.atomic import atomic_path
-from ..formats.detect import safetensors_metadata
+from ..formats.tagged import read_tagged, write_tagged
 from ..model import GenerativeModel
 
 FORMAT = "gan-studio-classifier"
@@ -155,27 +151,18 @@ def train_classifier(dataset, steps: int = 600, seed: int = 0, resolution: int |
 
 # --- files ----------------------------------------------------------------------------------
 def save_classifier(path: str | Path, clf: SmallClassifier, report: dict | None = None) -> Path:
-    path = Path(path)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in clf.state_dict().items()}
     meta = {"format": FORMAT, "config": clf.config(), "report": report or {}}
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata={META_KEY: json.dumps(meta)})
-    return path
+    return write_tagged(path, clf.state_dict(), META_KEY, meta)
 
 
 def load_classifier(path: str | Path, device: torch.device | str = "cpu"
                     ) -> tuple[SmallClassifier, dict]:
     """(classifier in eval mode, the training report stored with it)."""
     path = Path(path)
-    try:
-        raw = safetensors_metadata(path).get(META_KEY)
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise GanStudioError(f"cannot read classifier {path.name} ({exc})") from None
-    if raw is None:
-        raise GanStudioError(f"{path.name} is not a GAN Studio classifier "
-                             "(train one with `evaluate --train-classifier`)")
-    meta = json.loads(raw)
+    tensors, meta = read_tagged(path, META_KEY, "GAN Studio classifier",
+                                hint="train one with `evaluate --train-classifier`")
+    if not isinstance(meta.get("config"), dict):
+        raise GanStudioError(f"{path.name}: its classifier metadata lacks a config")
     clf = SmallClassifier(**meta["config"])
     try:
         clf.load_state_dict(tensors, strict=True)

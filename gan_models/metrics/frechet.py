@@ -15,20 +15,17 @@ saved as .safetensors so repeated evaluations do not recompute them.
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from ..errors import GanStudioError
-from ..formats.atomic import atomic_path
-from ..formats.detect import safetensors_metadata
+from ..formats.tagged import read_tagged, write_tagged
 
 STATS_KEY = "gan_studio_feature_stats"
+WHAT = "GAN Studio feature statistics file"
 
 
 def _as_array(feats) -> np.ndarray:
@@ -154,24 +151,17 @@ def make_stats(feats: torch.Tensor, info: dict | None = None) -> dict:
 
 def save_stats(path: str | Path, stats: dict) -> Path:
     """Write a make_stats dict as .safetensors (info as JSON metadata), atomically."""
-    path = Path(path)
     tensors = {k: stats[k] for k in ("features", "mu", "sigma")}
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata={STATS_KEY: json.dumps(stats.get("info") or {})})
-    return path
+    return write_tagged(path, tensors, STATS_KEY, stats.get("info") or {})
 
 
 def load_stats(path: str | Path) -> dict:
     """The make_stats dict stored at `path` by save_stats."""
     path = Path(path)
-    try:
-        raw = safetensors_metadata(path).get(STATS_KEY)
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise GanStudioError(f"{path.name} is not a readable statistics file ({exc})") from None
-    if raw is None or not {"features", "mu", "sigma"} <= set(tensors):
-        raise GanStudioError(f"{path.name} is not a GAN Studio feature statistics file")
-    return {**tensors, "info": json.loads(raw)}
+    tensors, info = read_tagged(path, STATS_KEY, WHAT)
+    if not {"features", "mu", "sigma"} <= set(tensors):
+        raise GanStudioError(f"{path.name} is not a {WHAT} (tensors missing)")
+    return {**tensors, "info": info}
 
 
 def cached_stats(cache_dir: str | Path | None, key: str, compute, info: dict | None = None

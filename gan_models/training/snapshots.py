@@ -15,13 +15,11 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from ..errors import GanStudioError
 from ..formats import save_model
 from ..formats.atomic import atomic_path
-from ..formats.detect import safetensors_metadata
+from ..formats.tagged import read_tagged, write_tagged
 from .loop import Trainer
 
 STATE_KEY = "gan_studio_training"
@@ -37,8 +35,7 @@ def write_snapshot(folder: str | Path, trainer: Trainer, keep: int = 0) -> dict[
     save_model(trainer.export_model(), model_path)
     tensors, meta = trainer.state_dict()
     meta["model_file"] = model_path.name
-    with atomic_path(state_path) as tmp:
-        save_file(tensors, tmp, metadata={STATE_KEY: json.dumps(meta)})
+    write_tagged(state_path, tensors, STATE_KEY, meta)
     pointer = {"step": trainer.step, "kimg": trainer.kimg, "model": model_path.name,
                "state": state_path.name}
     with atomic_path(folder / LATEST) as tmp:
@@ -68,15 +65,7 @@ def latest_snapshot(folder: str | Path) -> dict[str, Path] | None:
 
 def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors, metadata) of a training-state file."""
-    path = Path(path)
-    try:
-        raw = safetensors_metadata(path).get(STATE_KEY)
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise GanStudioError(f"{path.name} is not a readable training state ({exc})") from None
-    if raw is None:
-        raise GanStudioError(f"{path.name} is not a GAN Studio training state")
-    return tensors, json.loads(raw)
+    return read_tagged(path, STATE_KEY, "GAN Studio training state")
 
 
 def _prune(folder: Path, keep: int) -> None:
