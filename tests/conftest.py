@@ -4,6 +4,11 @@ The repo root is never put on sys.path: ComfyUI has top-level modules `nodes` an
 that the pack's own folders would shadow. The library is imported as top-level `gan_models`
 straight from its folder (as `python -m gan_models` sees it); ComfyUI loads the pack itself
 from custom_nodes/, as in a real install.
+
+Test modules import their shared helpers by plain name; this file is the one place that makes
+them importable (no test module edits sys.path): tests/ (helpers, fixtures_foreign,
+comfy_server), tests/engine/ (engine_prompts) and scripts/ (comfy_engine, run_workflow).
+None of these names clashes with a ComfyUI module.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 SCRIPTS = REPO / "scripts"
 
 
@@ -31,18 +37,27 @@ def _import_library() -> None:
     spec.loader.exec_module(module)
 
 
+def _test_paths() -> None:
+    for folder in (TESTS / "engine", TESTS):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    if str(SCRIPTS) not in sys.path:
+        sys.path.append(str(SCRIPTS))
+
+
 def _torchaudio_shim() -> None:
     """ComfyUI 0.30.0 imports torchaudio at module level; stand in for it when missing."""
     try:
         import torchaudio  # noqa: F401
     except ImportError:
-        shims = str(Path(__file__).resolve().parent / "shims")
+        shims = str(TESTS / "shims")
         sys.path.append(shims)
         os.environ["PYTHONPATH"] = os.pathsep.join(
             p for p in (os.environ.get("PYTHONPATH"), shims) if p)  # for server subprocesses
 
 
 _import_library()
+_test_paths()
 _torchaudio_shim()
 
 
@@ -55,5 +70,3 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-if str(SCRIPTS) not in sys.path:
-    sys.path.append(str(SCRIPTS))  # comfy_engine, run_workflow: no names that clash with ComfyUI

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from comfy_server import start_server, stop_server
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent)]
-from comfy_server import start_server, stop_server  # noqa: E402
 
 ARTEFACTS = HERE.parent.parent / "test-artefacts" / "browser"
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]  # engine_prompts, helpers
-from helpers import SHAPE_CLASSES, save_tiny  # noqa: E402
+from helpers import SHAPE_CLASSES, save_tiny
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent)]
-from comfy_server import start_server, stop_server  # noqa: E402
+from comfy_server import start_server, stop_server
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixtures_foreign import TINY_D_KW as D_KW
+from fixtures_foreign import TINY_G_KW as G_KW
+from fixtures_foreign import nvlabs_network_dict, write_nvlabs_pickle
+from helpers import tiny_dcgan
 from safetensors.torch import load_file
 
 import gan_models
@@ -20,11 +24,6 @@ from gan_models.formats.native import file_sha256
 from gan_models.training.shapes import write_shapes_folder
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))
-from fixtures_foreign import TINY_D_KW as D_KW  # noqa: E402
-from fixtures_foreign import TINY_G_KW as G_KW  # noqa: E402
-from fixtures_foreign import nvlabs_network_dict, write_nvlabs_pickle  # noqa: E402
-from helpers import tiny_dcgan  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from helpers import tiny_dcgan
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import tiny_dcgan  # noqa: E402
-
-from gan_models import GanStudioError, LatentBatch  # noqa: E402
-from gan_models.motion.animation import blend_times, interpolate_latents  # noqa: E402
-from gan_models.motion.interpolation import along, lerp, method_for_space, slerp, transitions  # noqa: E402
+from gan_models import GanStudioError, LatentBatch
+from gan_models.motion.animation import blend_times, interpolate_latents
+from gan_models.motion.interpolation import along, lerp, method_for_space, slerp, transitions
 
 T = torch.linspace(0, 1, 11, dtype=torch.float64)
 

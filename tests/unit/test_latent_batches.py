@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_dcgan
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import tiny_dcgan  # noqa: E402
-
-from gan_models import GanStudioError, LatentBatch  # noqa: E402
-from gan_models.latent import concat, pick, repeat  # noqa: E402
-from gan_models.latent_files import (  # noqa: E402
+from gan_models import GanStudioError, LatentBatch
+from gan_models.latent import concat, pick, repeat
+from gan_models.latent_files import (
     PNG_KEY,
     frame_record,
     latents_from_records,
@@ -25,7 +21,7 @@ from gan_models.latent_files import (  # noqa: E402
     read_png_record,
     save_latents,
 )
-from gan_models.motion.animation import keyframes_from_seeds, path_latents  # noqa: E402
+from gan_models.motion.animation import keyframes_from_seeds, path_latents
 
 
 def test_pick_concat_repeat_keep_seeds_and_labels():

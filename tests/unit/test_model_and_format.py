@@ -1,17 +1,13 @@
 import json
 import struct
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_dcgan
 
 import gan_models
 from gan_models import CapabilityError, CheckpointError, GanStudioError, detect_format
 from gan_models.formats.native import read_metadata
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import tiny_dcgan  # noqa: E402
 
 
 def test_dcgan_shapes_and_range_for_each_resolution():

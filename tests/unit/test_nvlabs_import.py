@@ -2,25 +2,22 @@
 the convert command writes them as native checkpoints."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-
-import gan_models
-from gan_models import CheckpointError, registry
-from gan_models.__main__ import main
-from gan_models.formats.native import file_sha256, read_metadata
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fixtures_foreign import (  # noqa: E402
+from fixtures_foreign import (
     call_pickle,
     nvlabs_network_dict,
     persistent_tree,
     tf_stylegan2_networks,
     write_nvlabs_pickle,
 )
+
+import gan_models
+from gan_models import CheckpointError, registry
+from gan_models.__main__ import main
+from gan_models.formats.native import file_sha256, read_metadata
 
 # NVlabs train.py-style kwargs, tiny: 16 px, channels 16 -> 8.
 G_KW = {"z_dim": 8, "w_dim": 8, "mapping_kwargs": {"num_layers": 2}, "channel_base": 128,

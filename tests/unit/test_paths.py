@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_dcgan
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import tiny_dcgan  # noqa: E402
-
-from gan_models import GanStudioError, generate_in_chunks  # noqa: E402
-from gan_models.motion.animation import keyframes_from_seeds, path_latents, walk_latents  # noqa: E402
-from gan_models.motion.paths import (  # noqa: E402
+from gan_models import GanStudioError, generate_in_chunks
+from gan_models.motion.animation import keyframes_from_seeds, path_latents, walk_latents
+from gan_models.motion.paths import (
     EASINGS,
     TIMINGS,
     ease,

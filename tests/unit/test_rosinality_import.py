@@ -4,25 +4,21 @@ them, images equal to a forward pass written in rosinality's own conventions, an
 import math
 import os
 import pathlib
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-
-import gan_models
-from gan_models import CheckpointError
-from gan_models.__main__ import main
-from gan_models.formats.native import read_metadata
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fixtures_foreign import (  # noqa: E402
+from fixtures_foreign import (
     Call,
     rosinality_kernel,
     rosinality_state,
     write_rosinality_checkpoint,
 )
+
+import gan_models
+from gan_models import CheckpointError
+from gan_models.__main__ import main
+from gan_models.formats.native import read_metadata
 
 STYLE_DIM, N_MLP = 32, 2
 

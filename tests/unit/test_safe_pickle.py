@@ -11,6 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures_foreign import (
+    Call,
+    TFNetwork,
+    call_pickle,
+    legacy_torch_bytes,
+    nvlabs_names,
+    persistent_tree,
+    write_nvlabs_pickle,
+)
 from torch import nn
 
 import gan_models
@@ -21,17 +30,6 @@ from gan_models.formats.safe_pickle import (
     PersistentRecord,
     TFNetworkRecord,
     safe_load,
-)
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fixtures_foreign import (  # noqa: E402
-    Call,
-    TFNetwork,
-    call_pickle,
-    legacy_torch_bytes,
-    nvlabs_names,
-    persistent_tree,
-    write_nvlabs_pickle,
 )
 
 

@@ -5,23 +5,19 @@ the CLI; and the GAN Trainer node lists the recipe."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from fixtures_foreign import TINY_D_KW as D_KW
+from fixtures_foreign import TINY_G_KW as G_KW
+from fixtures_foreign import nvlabs_network_dict, write_nvlabs_pickle
 
 import gan_models
 from gan_models import GanStudioError
 from gan_models.__main__ import main
 from gan_models.training import Trainer, load_image_folder, make_recipe, read_state, write_snapshot
 from gan_models.training.shapes import write_shapes_folder
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))
-from fixtures_foreign import TINY_D_KW as D_KW  # noqa: E402
-from fixtures_foreign import TINY_G_KW as G_KW  # noqa: E402
-from fixtures_foreign import nvlabs_network_dict, write_nvlabs_pickle  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
