@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_dcgan
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import tiny_dcgan  # noqa: E402
-
-from gan_models import GanStudioError  # noqa: E402
-from gan_models.commands import generate  # noqa: E402
-from gan_models.latent import (  # noqa: E402
+from gan_models import GanStudioError
+from gan_models.commands import generate
+from gan_models.latent import (
     MAX_LIST_ITEMS,
     MAX_SEED,
     MAX_TEXT_CHARS,
@@ -24,7 +21,7 @@ from gan_models.latent import (  # noqa: E402
     parse_mix,
     parse_seeds,
 )
-from gan_models.vae_ops import class_weights  # noqa: E402
+from gan_models.vae_ops import class_weights
 
 REPO = Path(__file__).resolve().parents[2]
 

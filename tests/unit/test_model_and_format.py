@@ -158,7 +158,11 @@ def test_cli_generate(tmp_path):
     path = gan_models.save_model(tiny_dcgan(num_classes=2, class_names=["x", "y"]), tmp_path / "m.safetensors")
     assert main(["generate", str(path), "--seeds", "3-4", "--out", str(tmp_path / "o"), "--class", "y"]) == 0
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["seed000003.png", "seed000004.png"]
-    assert main(["generate", str(path), "--seeds", "4-3"]) == 2
+    # One seed grammar for nodes and CLI: a descending range is a list in that order, and
+    # what the grammar cannot read is refused with exit code 2.
+    assert main(["generate", str(path), "--seeds", "4-x", "--out", str(tmp_path / "p")]) == 2
+    assert main(["generate", str(path), "--seeds", "4-3", "--out", str(tmp_path / "d")]) == 0
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["seed000003.png", "seed000004.png"]
 
 
 def test_output_memory_guard():
