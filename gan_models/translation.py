@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import GanStudioError
+from .images import as_bchw, convert_channels
 from .model import GenerativeModel, to_unit_hwc
-from .vae_ops import _as_bchw, _convert_channels
 
 WHITE = (1.0, 1.0, 1.0)
 
@@ -35,9 +35,9 @@ def translate_images(model: GenerativeModel, images: torch.Tensor, strength: flo
     if chunk_size < 1:
         raise GanStudioError(f"chunk size must be at least 1, got {chunk_size}")
     net = model.translator
-    x = _as_bchw(images)
-    original = _convert_channels(x, 3, WHITE)
-    x = _convert_channels(x, int(net.in_channels), WHITE).mul(2).sub(1)
+    x = as_bchw(images)
+    original = convert_channels(x, 3, WHITE)
+    x = convert_channels(x, int(net.in_channels), WHITE).mul(2).sub(1)
     out = []
     for start in range(0, len(x), chunk_size):
         y = _translate_padded(model, x[start:start + chunk_size], int(net.size_multiple))
