@@ -1,5 +1,6 @@
 # The two commands the README promises:
-#   make demo   set up (if needed) and run the example workflow headless on the real engine
+#   make demo   set up (if needed), run the example workflow headless on the real engine and
+#               tile its images into a labelled contact sheet
 #   make test   set up (if needed) and run the whole test suite
 # COMFYUI_DIR=/path/to/ComfyUI uses an existing ComfyUI instead of the pinned one.
 PY := .venv/bin/python
@@ -10,8 +11,10 @@ DEMO_OUT ?= output/demo
 setup:
 	bash scripts/setup.sh
 
-demo: setup
-	$(PY) scripts/run_workflow.py workflows/api/sample_grid.json --out $(DEMO_OUT)
+demo:
+	@bash scripts/setup.sh
+	@$(PY) scripts/run_workflow.py workflows/api/sample_grid.json --out $(DEMO_OUT) \
+		--contact-sheet $(DEMO_OUT)/contact_sheet.jpg
 
 test: setup
 	COMFYUI_VERSION=0.30.0 bash scripts/setup.sh

@@ -20,7 +20,7 @@ NODE_MODULES = (load, sample, condition, style, interpolate, latent_batch, laten
 MODEL_FOLDER = load.MODEL_FOLDER
 PACK_ROOT = Path(__file__).resolve().parent.parent
 PACK_MODELS = PACK_ROOT / "models"  # models shipped with the pack
-PACK_EXAMPLES = PACK_ROOT / "examples"  # input images the example workflows start from
+PACK_EXAMPLES = PACK_ROOT / "example_inputs"  # input images the example workflows start from
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:

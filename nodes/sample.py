@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 import comfy.model_management as mm
@@ -115,6 +116,12 @@ class GenerateImages(io.ComfyNode):
             outputs=[io.Image.Output(display_name="images",
                                      tooltip="IMAGE batch [B,H,W,3], values 0..1.")],
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, noise_mode="const", **_inputs):
+        """noise_mode=random promises fresh noise on every queue: a new fingerprint each time
+        keeps the executor from reusing the cached images."""
+        return uuid.uuid4().hex if noise_mode == "random" else noise_mode
 
     @classmethod
     @user_errors("Generate Images")

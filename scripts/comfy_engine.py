@@ -9,6 +9,7 @@ by ComfyUI from `custom_nodes/`, exactly as in a real install.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import uuid
@@ -61,7 +62,7 @@ class RunResult:
     success: bool
     outputs: dict = field(default_factory=dict)   # node id -> ui output (images, text, ...)
     messages: list = field(default_factory=list)  # executor status messages
-    validation_error: dict | None = None
+    validation_error: dict | None = None  # also set when only some outputs were refused
 
     @property
     def error(self) -> dict | None:
@@ -72,13 +73,12 @@ class RunResult:
         return None
 
     def describe_error(self) -> str:
-        if self.validation_error:
-            return _format_validation(self.validation_error)
+        parts = [_format_validation(self.validation_error)] if self.validation_error else []
         err = self.error
         if err:
-            return (f"node {err.get('node_id')} ({err.get('node_type')}): "
-                    f"{err.get('exception_message', '').strip()}")
-        return "failed without an error message"
+            parts.append(f"node {err.get('node_id')} ({err.get('node_type')}): "
+                         f"{err.get('exception_message', '').strip()}")
+        return "; ".join(parts) or "failed without an error message"
 
 
 class Engine:
@@ -88,11 +88,19 @@ class Engine:
 
     def __init__(self, comfy_dir: Path | None = None, output_dir: Path | None = None,
                  input_dir: Path | None = None, models_dir: Path | None = None,
-                 cache: bool = False):
+                 cache: bool = False, quiet: bool = False):
+        """quiet: keep the engine's start-up log (e.g. its optional audio nodes failing to
+        import) in self.boot_log and show only what concerns custom node packs, then only
+        warnings and errors that are not about a node the caller reports itself."""
         if Engine._booted is not None:
             raise RuntimeError("ComfyUI is already booted in this process; reuse Engine.get()")
         self.comfy_dir = Path(comfy_dir or default_comfy_dir()).resolve()
-        self._boot(output_dir, input_dir, models_dir, cache)
+        self.boot_log: list[logging.LogRecord] = []
+        if quiet:
+            with _QuietLog(self.boot_log):
+                self._boot(output_dir, input_dir, models_dir, cache)
+        else:
+            self._boot(output_dir, input_dir, models_dir, cache)
         Engine._booted = self
 
     @classmethod
@@ -158,9 +166,13 @@ class Engine:
                                                                    "node_errors": valid[3]})
         self.stub.messages.clear()
         self.executor.execute(prompt, prompt_id, {"client_id": None}, outputs or valid[2])
-        return RunResult(prompt_id, bool(self.executor.success),
+        # The engine runs the outputs that validated and skips the others (a server does the
+        # same): a run is a success only when every output ran.
+        refused = {"error": None, "node_errors": valid[3]} if valid[3] else None
+        return RunResult(prompt_id, bool(self.executor.success) and refused is None,
                          outputs=dict(self.executor.history_result.get("outputs", {})),
-                         messages=[(m[0], m[1]) for m in self.executor.status_messages])
+                         messages=[(m[0], m[1]) for m in self.executor.status_messages],
+                         validation_error=refused)
 
 
 def _has_accelerator() -> bool:
@@ -181,8 +193,54 @@ def _use_models_dir(folder_paths, models_dir: Path) -> None:
         folder_paths.folder_names_and_paths[name] = ([str(models_dir / name)], exts)
 
 
+class _QuietLog:
+    """Collects the engine's log records while it boots (into `records`), then passes on
+    those about custom node packs (a pack that fails to import is a real error) and every
+    ERROR; afterwards shows WARNING and above, except the executor's own report of a failing
+    node (the runner reports that in one line)."""
+
+    def __init__(self, records: list):
+        self.records = records
+        self.root = logging.getLogger()
+
+    def __enter__(self):
+        self.saved = (self.root.handlers[:], self.root.level)
+        self.buffer = _ListHandler(self.records)
+        self.root.handlers[:] = [self.buffer]  # also keeps logging.warning() from basicConfig
+        self.root.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc):
+        shown = logging.StreamHandler(sys.stderr)
+        shown.setFormatter(logging.Formatter("%(message)s"))
+        shown.addFilter(_hide_executor_reports)
+        self.root.handlers[:] = self.saved[0] or [shown]
+        self.root.setLevel(logging.WARNING)
+        for record in self.records:
+            message = record.getMessage()
+            about_packs = "custom_nodes" in message and "comfy_extras" not in message
+            if record.levelno >= logging.ERROR or (record.levelno >= logging.WARNING
+                                                   and about_packs):
+                self.root.handle(record)
+        return False
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, records: list):
+        super().__init__(logging.DEBUG)
+        self.records = records
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def _hide_executor_reports(record: logging.LogRecord) -> bool:
+    return not record.pathname.endswith("execution.py")
+
+
 def _format_validation(err: dict) -> str:
-    parts = [str(err.get("error", {}).get("message", err.get("error")))]
+    top = err.get("error")
+    parts = [str(top.get("message", top) if isinstance(top, dict) else top)] if top else []
     for node_id, info in (err.get("node_errors") or {}).items():
         for e in info.get("errors", []):
             parts.append(f"node {node_id} ({info.get('class_type')}): {e.get('message')}: "

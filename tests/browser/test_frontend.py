@@ -1,5 +1,6 @@
 """Every UI workflow loads in the real ComfyUI frontend with no missing node types and no
-frontend errors; one is queued from the page and its images appear."""
+frontend errors; one opens from the Templates menu; one is queued from the page and its images
+appear."""
 
 from __future__ import annotations
 
@@ -75,6 +76,75 @@ def test_workflow_loads_without_missing_nodes(page, ui_file):
     assert "error" not in result, result.get("error")
     assert result["missing"] == [], f"missing node types: {result['missing']}"
     assert result["count"] == len(workflow["nodes"])
+    assert frontend_errors(page) == []
+
+
+TEMPLATE_CARDS = """
+const dialog = document.querySelector('.p-dialog');
+if (!dialog) return null;
+const cards = [...dialog.querySelectorAll('[data-testid^="template-workflow-"]')];
+// thumbnails load when their card scrolls into view: visit the next card on every call
+window.__gsCard = ((window.__gsCard || 0) + 1) % Math.max(cards.length, 1);
+if (cards.length) cards[window.__gsCard].scrollIntoView({block: 'nearest'});
+return cards.map(card => ({
+    name: card.getAttribute('data-testid').slice('template-workflow-'.length),
+    thumbnails: [...card.querySelectorAll('img')].map(img => img.complete && img.naturalWidth)}));
+"""
+
+OPEN_GROUP = """
+const item = [...document.querySelectorAll('.p-dialog nav *')]
+    .find(e => e.children.length === 0 && e.textContent.trim() === arguments[0]);
+if (!item) return false;
+(item.closest('.cursor-pointer') || item).click();
+return true;
+"""
+
+GRAPH_STATE = """
+const nodes = window.app.graph.nodes || window.app.graph._nodes;
+return {types: nodes.map(n => n.type).sort(),
+        missing: nodes.filter(n => !window.LiteGraph.registered_node_types[n.type] || n.has_errors)
+                      .map(n => n.type),
+        dialog: !!document.querySelector('.p-dialog')};
+"""
+
+
+def wait_for(page, script, ok, *args, timeout=30):
+    """Run `script` until ok(its value) or the timeout; return the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.execute_script(script, *args)
+        if ok(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.3)
+
+
+def test_open_a_workflow_from_the_templates_menu(page):
+    """The Templates menu lists the pack's workflows under its folder name with their
+    thumbnails, and picking one loads it (the frontend fetches it from
+    /api/workflow_templates/gan-studio/<name>.json)."""
+    names = sorted(p.stem for p in UI_WORKFLOWS)
+    with_thumbnail = {p.stem for p in UI_WORKFLOWS if p.with_suffix(".jpg").is_file()}
+
+    drawn = set()  # cards seen with their thumbnail loaded (cards far out of view have none)
+
+    def shown(cards):  # every card there, and each thumbnail (workflows/<name>.jpg) drawn
+        drawn.update(c["name"] for c in cards or [] if c["thumbnails"] and all(c["thumbnails"]))
+        return bool(cards) and len(cards) == len(names) and with_thumbnail <= drawn
+
+    page.execute_script("window.app.graph.clear()")
+    page.find_element("css selector", ".templates-tab-button").click()
+    assert wait_for(page, OPEN_GROUP, bool, "gan-studio"), "no gan-studio group under Templates"
+    cards = wait_for(page, TEMPLATE_CARDS, shown)
+    page.save_screenshot(str(ARTEFACTS / "templates_menu.png"))
+    assert sorted(c["name"] for c in cards) == names, cards
+    assert with_thumbnail <= drawn, f"thumbnails not shown: {sorted(with_thumbnail - drawn)}"
+    page.find_element("css selector", '[data-testid="template-workflow-style_mixing"]').click()
+    expected = sorted(n["type"] for n in json.loads(
+        (REPO / "workflows" / "style_mixing.json").read_text())["nodes"])
+    state = wait_for(page, GRAPH_STATE, lambda s: not s["dialog"] and s["types"] == expected)
+    page.save_screenshot(str(ARTEFACTS / "template_style_mixing.png"))
+    assert state["types"] == expected and not state["dialog"], state
+    assert state["missing"] == []
     assert frontend_errors(page) == []
 
 
