@@ -114,4 +114,4 @@ mkdir -p "$ROOT/.comfyui"
 if [ "$COMFYUI_VERSION" = "0.3.75" ] || [ -n "${COMFYUI_DIR:-}" ]; then
   echo "$COMFY" > "$ROOT/.comfyui/current"  # the engine tests and the runner use by default
 fi
-log "ready: python=$VENV/bin/python comfyui=$COMFY"
+log "ready: python=${VENV#$ROOT/}/bin/python comfyui=${COMFY#$ROOT/}"
