@@ -41,6 +41,7 @@ from torch import nn
 from . import registry
 from .errors import CapabilityError, GanStudioError
 from .latent import LatentBatch, one_hot_weights, seeded_normal
+from .memory import ensure_output_fits  # noqa: F401  (moved to memory.py)
 
 CAPABILITIES = ("generate", "translate", "encode")
 ROLE_OF = {"generate": "generator", "translate": "translator", "encode": "encoder"}
@@ -400,15 +401,6 @@ def generate_in_chunks(model: GenerativeModel, batch: LatentBatch, chunk_size: i
         if on_chunk is not None:
             on_chunk(done, images)
     return torch.cat(out)
-
-
-def ensure_output_fits(count: int, resolution: int, free_bytes: int) -> None:
-    """Refuse a batch whose float32 IMAGE output would take over half the free memory."""
-    need = count * resolution * resolution * 3 * 4
-    if need > 0.5 * free_bytes:
-        raise GanStudioError(
-            f"{count} images of {resolution}x{resolution} need {need / 2**30:.1f} GiB, more "
-            f"than half the free memory ({free_bytes / 2**30:.1f} GiB); use a smaller batch")
 
 
 def to_unit_hwc(images: torch.Tensor) -> torch.Tensor:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from comfy_api.v0_0_2 import io
 
 from ..gan_models.latent import MAX_SEED, parse_seeds
+from ..gan_models.memory import latents_peak, latents_what
 from ..gan_models.motion.animation import (
     blend_times,
     interpolate_latents,
@@ -20,6 +23,7 @@ from .common import (
     GanLatent,
     GanModel,
     NodeError,
+    ensure_peak_fits,
     expect_latents,
     expect_model,
     user_errors,
@@ -40,10 +44,20 @@ def _duration_inputs() -> list:
     ]
 
 
-def _check_frames(node: str, frames: int) -> int:
+def _check_frames(node: str, frames: int, shape=None, labels: int = 0,
+                  kind: str = "transition") -> int:
+    """The frame count, refused when over MAX_FRAMES or when `frames` latents of `shape`
+    (with `labels` condition values each) would not fit in memory at the job's peak."""
     if frames > MAX_FRAMES:
         raise NodeError(f"{node}: {frames} frames is more than the {MAX_FRAMES} allowed")
+    if shape is not None:
+        ensure_peak_fits(latents_peak(frames, math.prod(shape), labels, kind),
+                         latents_what(frames, shape), "use fewer frames")
     return frames
+
+
+def _latent_shape(model) -> tuple:
+    return (model.z_dim,)
 
 
 class InterpolateLatents(io.ComfyNode):
@@ -84,7 +98,8 @@ class InterpolateLatents(io.ComfyNode):
         a = expect_latents(latents_a, "Interpolate Latents")
         b = expect_latents(latents_b, "Interpolate Latents")
         pairs = len(a) if len(a) == len(b) else 1
-        _check_frames("Interpolate Latents", pairs * steps)
+        labels = 0 if a.labels is None else a.labels.shape[-1]
+        _check_frames("Interpolate Latents", pairs * steps, a.values.shape[1:], labels)
         return io.NodeOutput(interpolate_latents(a, b, steps, method, easing, include_end))
 
 
@@ -143,13 +158,15 @@ class KeyframePath(io.ComfyNode):
         if keyframes is not None:
             keys = expect_latents(keyframes, "Keyframe Path")
             model.check_latents(keys)
-            count = len(keys)
+            count, shape = len(keys), keys.values.shape[1:]
+            labels = 0 if keys.labels is None else keys.labels.shape[-1]
         else:
             keys, seed_list = None, parse_seeds(seeds, MAX_FRAMES)
-            count = len(seed_list)
+            count, shape, labels = len(seed_list), _latent_shape(model), model.num_classes
         segments = count if loop else count - 1
         frames = max(segments * frames_per_segment + (0 if loop else 1), 1)
-        frames = _check_frames("Keyframe Path", frame_count(frames, fps, seconds))
+        frames = _check_frames("Keyframe Path", frame_count(frames, fps, seconds), shape,
+                               labels, "path")
         if keys is None:  # drawn only once the frame count is known to be allowed
             keys = keyframes_from_seeds(model, seed_list, truncation_psi)
         return io.NodeOutput(path_latents(keys, frames, interpolation, easing, loop))
@@ -190,7 +207,8 @@ class LatentWalk(io.ComfyNode):
     def execute(cls, model, seed, frames, smoothness, loop, truncation_psi, seconds,
                 fps) -> io.NodeOutput:
         model = expect_model(model, "Latent Walk")
-        frames = _check_frames("Latent Walk", frame_count(frames, fps, seconds))
+        frames = _check_frames("Latent Walk", frame_count(frames, fps, seconds),
+                               _latent_shape(model), model.num_classes, "walk")
         return io.NodeOutput(walk_latents(model, seed, frames, smoothness, loop, truncation_psi))
 
 
@@ -233,6 +251,7 @@ class InterpolateDiffusionLatents(io.ComfyNode):
                             f"{tuple(b.shape[1:])} differ; use the same size and model")
         if a.shape[0] != b.shape[0]:
             a, b = a[:1], b[:1]
+        _check_frames(name, a.shape[0] * steps, a.shape[1:])
         t = blend_times(steps, easing, include_end)
         samples = transitions(a.float(), b.float(), t, method, flat=True).to(a.dtype)
         out = {k: v for k, v in latent_a.items()

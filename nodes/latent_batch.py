@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 from comfy_api.v0_0_2 import io
 
 from ..gan_models.latent import REPEAT_MODES, concat, parse_indices, pick, repeat
-from .common import CATEGORY, MAX_BATCH, GanLatent, NodeError, expect_latents, user_errors
+from ..gan_models.memory import latents_peak, latents_what
+from .common import (
+    CATEGORY,
+    MAX_BATCH,
+    GanLatent,
+    NodeError,
+    ensure_peak_fits,
+    expect_latents,
+    user_errors,
+)
 
 GROUP = f"{CATEGORY}/latent"
 MAX_LATENTS = 100_000
@@ -60,6 +71,7 @@ class ConcatLatents(io.ComfyNode):
         b = expect_latents(latents_b, "Concat Latents")
         if len(a) + len(b) > MAX_LATENTS:
             raise NodeError(f"Concat Latents: more than {MAX_LATENTS} latents")
+        _ensure_fits(a, len(a) + len(b), "use shorter batches")
         return io.NodeOutput(concat(a, b))
 
 
@@ -89,7 +101,16 @@ class RepeatLatents(io.ComfyNode):
         if len(latents) * times > MAX_LATENTS:
             raise NodeError(f"Repeat Latents: {len(latents)} x {times} is more than "
                             f"{MAX_LATENTS} latents")
+        _ensure_fits(latents, len(latents) * times, "use fewer copies")
         return io.NodeOutput(repeat(latents, times, mode))
+
+
+def _ensure_fits(latents, count: int, advice: str) -> None:
+    """Refuse a batch of `count` latents like `latents` that would not fit in memory."""
+    shape = latents.values.shape[1:]
+    labels = 0 if latents.labels is None else latents.labels.shape[-1]
+    ensure_peak_fits(latents_peak(count, math.prod(shape), labels),
+                     latents_what(count, shape), advice)
 
 
 NODES = [PickLatents, ConcatLatents, RepeatLatents]

@@ -16,7 +16,15 @@ from PIL.PngImagePlugin import PngInfo
 
 from ..gan_models.latent_files import PNG_KEY, frame_record, load_latents, read_latent_metadata
 from ..gan_models.latent_files import save_latents as write_latents
-from .common import CATEGORY, GanLatent, GanModel, NodeError, expect_latents, user_errors
+from .common import (
+    CATEGORY,
+    GanLatent,
+    GanModel,
+    NodeError,
+    expect_latents,
+    output_path,
+    user_errors,
+)
 
 GROUP = f"{CATEGORY}/latent"
 EXTENSION = ".safetensors"
@@ -48,13 +56,8 @@ class SaveLatents(io.ComfyNode):
     @user_errors("Save Latents")
     def execute(cls, latents, filename_prefix) -> io.NodeOutput:
         latents = expect_latents(latents, "Save Latents")
-        output_dir = folder_paths.get_output_directory()
-        try:
-            folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
-                filename_prefix.strip() or "latents", output_dir)
-        except Exception as exc:  # ComfyUI raises a bare Exception for paths outside output/
-            raise NodeError(f"Save Latents: cannot save as {filename_prefix!r}: it points "
-                            "outside the output folder") from exc
+        folder, name, counter, subfolder, _ = output_path("Save Latents", filename_prefix,
+                                                         "latents")
         file = f"{name}_{counter:05}_{EXTENSION}"
         write_latents(latents, os.path.join(folder, file))
         listed = os.path.join(subfolder, file).replace(os.sep, "/") + OUTPUT_TAG
@@ -165,8 +168,8 @@ class SaveImagesWithLatents(io.ComfyNode):
                 raise NodeError(f"{name}: {len(latents)} latents for {len(images)} images; "
                                 "connect the latents the images were generated from")
         model_name = model.describe() if model is not None else None
-        folder, file_name, counter, subfolder, _ = folder_paths.get_save_image_path(
-            filename_prefix, folder_paths.get_output_directory(), images.shape[2], images.shape[1])
+        folder, file_name, counter, subfolder, _ = output_path(
+            name, filename_prefix, "frame", images.shape[2], images.shape[1])
         results = []
         for i, image in enumerate(images):
             info = _workflow_pnginfo(cls.hidden)

@@ -9,7 +9,7 @@ import folder_paths
 from comfy_api.v0_0_2 import io
 
 from ..gan_models import load_model, save_model
-from .common import CATEGORY, GanModel, NodeError, expect_model, user_errors
+from .common import CATEGORY, GanModel, NodeError, check_prefix, expect_model, user_errors
 
 MODEL_FOLDER = "gan"
 log = logging.getLogger("gan_studio")
@@ -75,7 +75,8 @@ class SaveGANModel(io.ComfyNode):
     def execute(cls, model, filename_prefix: str, include_discriminator: bool) -> io.NodeOutput:
         model = expect_model(model, "Save GAN Model")
         root = Path(folder_paths.get_folder_paths(MODEL_FOLDER)[0]).resolve()
-        prefix = Path(filename_prefix.strip() or "model")
+        prefix = Path(check_prefix("Save GAN Model", filename_prefix, "models/gan folder")
+                      or "model")
         target_dir = (root / prefix.parent).resolve()
         if root != target_dir and root not in target_dir.parents:
             raise NodeError(f"Save GAN Model: {filename_prefix!r} points outside models/gan")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
-import comfy.model_management as mm
-import torch
 from comfy_api.v0_0_2 import io
 
 from ..gan_models.latent import MAX_SEED, SEED_MODES
-from ..gan_models.model import ensure_output_fits, generate_in_chunks
+from ..gan_models.memory import activation_bytes, generate_peak, images_what
+from ..gan_models.model import generate_in_chunks
 from .common import (
     CATEGORY,
     MAX_BATCH,
@@ -18,6 +17,7 @@ from .common import (
     GanModel,
     NodeError,
     Progress,
+    ensure_peak_fits,
     expect_latents,
     expect_model,
     place_for_inference,
@@ -70,7 +70,7 @@ class SampleLatents(io.ComfyNode):
     @user_errors("Sample Latents")
     def execute(cls, model, seed, batch_size, truncation_psi, truncate_normal,
                 seed_mode, space="z", truncation_cutoff=0) -> io.NodeOutput:
-        model = expect_model(model, "Sample Latents")
+        model = expect_model(model, "Sample Latents", needs="generate")
         if not 1 <= batch_size <= MAX_BATCH:
             raise NodeError(f"Sample Latents: batch_size must be 1..{MAX_BATCH}, got {batch_size}")
         if 0 < truncate_normal < 0.1:
@@ -126,14 +126,14 @@ class GenerateImages(io.ComfyNode):
     @classmethod
     @user_errors("Generate Images")
     def execute(cls, model, latents, chunk_size, noise_mode="const") -> io.NodeOutput:
-        model = expect_model(model, "Generate Images")
+        model = expect_model(model, "Generate Images", needs="generate")
         latents = expect_latents(latents, "Generate Images")
         model.check_latents(latents)
         res = model.resolution
-        ensure_output_fits(len(latents), res, mm.get_free_memory(torch.device("cpu")))
-        chunk = chunk_size or auto_chunk_size(res)
-        activation = chunk * res * res * 64 * 4  # rough per-chunk working memory
-        place_for_inference(model, activation)
+        chunk = min(chunk_size or auto_chunk_size(res), len(latents))
+        ensure_peak_fits(generate_peak(len(latents), res, chunk, latents.values.numel() * 4),
+                         images_what(len(latents), res, res))
+        place_for_inference(model, activation_bytes(chunk, res, res))
         progress = Progress(len(latents))
         images = generate_in_chunks(model, latents, chunk, noise_mode=noise_mode,
                                     on_chunk=lambda done, imgs: progress.update(done, imgs))

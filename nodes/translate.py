@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from comfy_api.v0_0_2 import io
 
+from ..gan_models.memory import activation_bytes, images_what, translate_peak
 from ..gan_models.translation import translate_images
 from .common import (
     CATEGORY,
@@ -11,11 +12,14 @@ from .common import (
     GanModel,
     NodeError,
     Progress,
+    ensure_peak_fits,
     expect_model,
     place_for_inference,
     to_output_device,
     user_errors,
 )
+
+CHUNK = 4  # images translated at once
 
 
 class TranslateImage(io.ComfyNode):
@@ -50,10 +54,11 @@ class TranslateImage(io.ComfyNode):
         if images.shape[0] > MAX_BATCH:
             raise NodeError(f"Translate Image: {images.shape[0]} images is more than the "
                             f"limit of {MAX_BATCH}")
-        _b, h, w = images.shape[:3]
-        place_for_inference(model, activation_bytes=h * w * 64 * 4 * 4)
-        progress = Progress(images.shape[0])
-        out = translate_images(model, images, strength=strength, mask=mask,
+        b, h, w = images.shape[:3]
+        ensure_peak_fits(translate_peak(b, h, w, CHUNK), images_what(b, h, w))
+        place_for_inference(model, activation_bytes(CHUNK, h, w))
+        progress = Progress(b)
+        out = translate_images(model, images, strength=strength, mask=mask, chunk_size=CHUNK,
                                on_chunk=lambda done, imgs: progress.update(done, imgs))
         return io.NodeOutput(to_output_device(out))
 

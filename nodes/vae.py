@@ -9,7 +9,9 @@ import logging
 
 from comfy_api.v0_0_2 import io
 
+from ..gan_models.checks import require_finite
 from ..gan_models.latent import MAX_SEED
+from ..gan_models.memory import activation_bytes, encode_peak, images_what
 from ..gan_models.vae_ops import (
     SIZE_MODES,
     class_weights,
@@ -26,6 +28,7 @@ from .common import (
     GanModel,
     NodeError,
     Progress,
+    ensure_peak_fits,
     expect_latents,
     expect_model,
     place_for_inference,
@@ -45,8 +48,13 @@ MASK_TOOLTIP = ("Optional MASK of transparent areas (Load Image's mask output): 
                 "flattened onto white, as training images with alpha are.")
 
 
-def _model_inputs(node: str, model, images, size_handling, mask):
-    """IMAGE (+ MASK) -> model input tensor, logging a warning when images were resized."""
+def _model_inputs(node: str, model, images, size_handling, mask, reconstruct=False):
+    """IMAGE (+ MASK) -> model input tensor, logging a warning when images were resized;
+    refused first when the job's peak memory would not fit."""
+    b, h, w = images.shape[:3]
+    res = model.resolution
+    ensure_peak_fits(encode_peak(b, h, w, res, model.channels, CHUNK, masked=mask is not None,
+                                 reconstruct=reconstruct), images_what(b, h, w))
     if mask is not None:
         images = with_mask_alpha(images, mask)
     x, note = to_model_input(images, model.resolution, model.channels, size_handling)
@@ -89,12 +97,12 @@ class EncodeImages(io.ComfyNode):
     @user_errors("Encode Images")
     def execute(cls, model, images, mode, seed, size_handling, classes,
                 mask=None) -> io.NodeOutput:
-        model = expect_model(model, "Encode Images")
+        model = expect_model(model, "Encode Images", needs="encode")
         if mode not in ("mean", "sample"):
             raise NodeError(f"Encode Images: unknown mode {mode!r}")
         x = _model_inputs("Encode Images", model, images, size_handling, mask)
         labels = class_weights(model, classes, x.shape[0])
-        place_for_inference(model, CHUNK * x[0].numel() * 64 * 4)
+        place_for_inference(model, activation_bytes(CHUNK, model.resolution, model.resolution))
         progress = Progress(x.shape[0])
         latents = encode_images(model, x, labels, sample=mode == "sample", seed=seed,
                                 chunk_size=CHUNK, on_chunk=progress.update)
@@ -134,10 +142,10 @@ class Reconstruct(io.ComfyNode):
     @user_errors("Reconstruct")
     def execute(cls, model, images, size_handling, classes, pairs_per_row,
                 mask=None) -> io.NodeOutput:
-        model = expect_model(model, "Reconstruct")
-        x = _model_inputs("Reconstruct", model, images, size_handling, mask)
+        model = expect_model(model, "Reconstruct", needs="encode")
+        x = _model_inputs("Reconstruct", model, images, size_handling, mask, reconstruct=True)
         labels = class_weights(model, classes, x.shape[0])
-        place_for_inference(model, CHUNK * x[0].numel() * 64 * 4)
+        place_for_inference(model, activation_bytes(CHUNK, model.resolution, model.resolution))
         progress = Progress(x.shape[0])
         recons = reconstruct(model, x, labels, chunk_size=CHUNK, on_chunk=progress.update)
         inputs = x.add(1).mul(0.5).clamp(0, 1)
@@ -180,7 +188,9 @@ class LatentArithmetic(io.ComfyNode):
         a = expect_latents(latents_a, "Latent Arithmetic")
         b = None if latents_b is None else expect_latents(latents_b, "Latent Arithmetic")
         c = None if latents_c is None else expect_latents(latents_c, "Latent Arithmetic")
-        return io.NodeOutput(latent_arithmetic(a, b, c, weight_a, weight_b, weight_c))
+        out = latent_arithmetic(a, b, c, weight_a, weight_b, weight_c)
+        require_finite(out.values, "the result", "the latents or weights are too large")
+        return io.NodeOutput(out)
 
 
 NODES = [EncodeImages, Reconstruct, LatentArithmetic]
