@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from ..errors import GanStudioError
 from .recipes import RECIPES, recipe_names
@@ -79,6 +80,8 @@ def _like(key: str, value, default):
     if value is None or default is None:
         return value
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and not math.isfinite(value):
+        raise GanStudioError(f"recipe option {key} is not a finite number ({value!r})")
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int):

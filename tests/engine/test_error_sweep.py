@@ -354,8 +354,6 @@ def test_empty_text_inputs_run_or_fail_in_one_line(sweep, engine_dirs):
     assert "no indices given" in outcomes["GANStudioPickLatents", "indices"]
 
 
-@pytest.mark.xfail(reason="gan_models/training/options.py takes '1e309' as inf for a float "
-                          "recipe option", strict=False)
 @pytest.mark.parametrize("node_type", ["GANStudioTrainer", "GANStudioVAETrainer"])
 def test_non_finite_numbers_in_recipe_options_are_refused(sweep, engine_dirs, node_type):
     prompt = BASES[node_type]()
