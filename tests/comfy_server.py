@@ -58,9 +58,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(root: Path, frontend: bool = False) -> Server:
+def start_server(root: Path, frontend: bool = False, preexec_fn=None) -> Server:
     """ComfyUI with this pack, its own output/input/user folders and a models folder holding a
-    tiny conditional model (plus the pack's shipped models). frontend=False serves no UI."""
+    tiny conditional model (plus the pack's shipped models). frontend=False serves no UI;
+    preexec_fn runs in the server process before it starts (e.g. to set resource limits)."""
     from comfy_engine import default_comfy_dir
 
     comfy = default_comfy_dir()
@@ -94,7 +95,8 @@ def start_server(root: Path, frontend: bool = False) -> Server:
            "--user-directory", str(dirs["user"]), "--extra-model-paths-config", str(extra)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=comfy, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, cwd=comfy, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                preexec_fn=preexec_fn)
     srv = Server(f"http://127.0.0.1:{port}", log, dirs)
     deadline = time.monotonic() + 180
     while True:

@@ -17,6 +17,7 @@ from .. import registry
 from ..errors import CheckpointError
 from ..model import GenerativeModel
 from . import detect
+from .budgets import check_model_metadata, describe
 from .importers import Importer, register_importer
 from .tagged import read_tagged_meta, read_tagged_tensors, write_tagged
 
@@ -57,13 +58,11 @@ def read_metadata(path: str | Path) -> dict:
         "bare state dict. Convert foreign checkpoints with `python -m gan_models convert`."))
     if meta.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{Path(path).name}: not a GAN Studio checkpoint")
+    check_model_metadata(meta, Path(path).name)  # field types and sizes, within budgets
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
         raise CheckpointError(
             f"{Path(path).name} uses format version {meta['format_version']}; this version of "
             f"GAN Studio reads up to {FORMAT_VERSION}. Update the pack.")
-    for key in ("architecture", "config"):
-        if key not in meta:
-            raise CheckpointError(f"{Path(path).name}: metadata lacks {key!r}")
     return meta
 
 
@@ -71,7 +70,8 @@ def load_native(path: str | Path) -> GenerativeModel:
     path = Path(path)
     meta = read_metadata(path)
     tensors = read_tagged_tensors(path, WHAT)
-    networks = registry.build(meta["architecture"], meta["config"])
+    networks = registry.build(meta["architecture"], meta["config"], source=path.name,
+                              file_bytes=path.stat().st_size)
     kept = {}
     for role, net in networks.items():
         prefix = role + "."
@@ -82,7 +82,8 @@ def load_native(path: str | Path) -> GenerativeModel:
             net.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise CheckpointError(
-                f"{path.name}: weights do not fit {meta['architecture']} {meta['config']}: "
+                f"{path.name}: weights do not fit {meta['architecture']} "
+                f"{describe(meta['config'])}: "
                 f"{_first_line(exc)}") from exc
         kept[role] = net
     if not {"generator", "translator"} & set(kept):

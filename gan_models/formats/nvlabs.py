@@ -22,7 +22,7 @@ import torch
 from .. import registry
 from ..errors import CheckpointError
 from ..model import GenerativeModel
-from . import detect
+from . import budgets, detect
 from .importers import Importer, Probe, register_importer
 from .native import file_sha256
 from .rosinality import is_legacy_torch_save
@@ -34,8 +34,9 @@ FORMAT = "nvlabs-pkl"
 def load_nvlabs_pickle(path: str | Path) -> GenerativeModel:
     path = Path(path)
     data = safe_load(path)
+    file_bytes = path.stat().st_size
     if _is_tf_era(data):
-        return load_tf_pickle(data, path)
+        return load_tf_pickle(data, path, file_bytes)
     if not isinstance(data, dict):
         raise CheckpointError(
             f"{path.name} is a pickle of {type(data).__name__}, not an NVlabs network pickle "
@@ -45,24 +46,26 @@ def load_nvlabs_pickle(path: str | Path) -> GenerativeModel:
     if not isinstance(gen, ModuleRecord):
         raise CheckpointError(
             f"{path.name} is a pickle without a G_ema or G network (keys: "
-            f"{', '.join(map(str, data)) or 'none'}); it is not an NVlabs network pickle")
+            f"{budgets.name_list(data) or 'none'}); it is not an NVlabs network pickle")
     family, nv_class = identify_generator(gen, path.name)
-    gen_kwargs = generator_kwargs(gen)
+    gen_kwargs = generator_kwargs(gen, f"{path.name} ({role})")
     notes: list[str] = []
     disc, disc_kwargs = data.get("D"), None
     if isinstance(disc, PersistentRecord) and disc.class_name == "Discriminator":
-        disc_kwargs = jsonable(disc.init_kwargs)
+        disc_kwargs = budgets.plain_data(disc.init_kwargs, path.name, "D's _init_kwargs")
     elif disc is not None:
         notes.append("discriminator not imported: not an NVlabs StyleGAN2 Discriminator")
 
-    networks, dropped = _build(family, gen_kwargs, disc_kwargs, path.name)
+    networks, dropped = _build(family, gen_kwargs, disc_kwargs, path.name, file_bytes)
     if dropped:
         notes.append(dropped)
         disc_kwargs = None
-    _load_weights(networks["generator"], gen.state_dict(), f"{path.name} ({role})")
+    _load_weights(networks["generator"], gen.state_dict(f"{path.name} ({role})"),
+                  f"{path.name} ({role})")
     if "discriminator" in networks:
         try:
-            _load_weights(networks["discriminator"], disc.state_dict(), f"{path.name} (D)")
+            _load_weights(networks["discriminator"], disc.state_dict(f"{path.name} (D)"),
+                          f"{path.name} (D)")
         except CheckpointError as exc:
             notes.append(f"discriminator not imported: {exc}")
             networks.pop("discriminator")
@@ -72,7 +75,8 @@ def load_nvlabs_pickle(path: str | Path) -> GenerativeModel:
     metadata = {
         "source": {"file": path.name, "sha256": sha, "format": FORMAT, "network": nv_class,
                    "role": role},
-        "provenance": {"training_set_kwargs": jsonable(data.get("training_set_kwargs")),
+        "provenance": {"training_set_kwargs": budgets.plain_data(
+            data.get("training_set_kwargs"), path.name, "training_set_kwargs"),
                        "resolution": gen_kwargs.get("img_resolution")},
     }
     if notes:
@@ -83,7 +87,7 @@ def load_nvlabs_pickle(path: str | Path) -> GenerativeModel:
 
 def identify_generator(gen: ModuleRecord, name: str) -> tuple[str, str]:
     """(registry family, NVlabs class path) from the record, or a clear refusal."""
-    keys = {k for k, _ in gen.named_tensors()}
+    keys = {k for k, _ in gen.named_tensors(name)}
     is_generator = gen.class_name == "Generator" and isinstance(gen, PersistentRecord)
     if is_generator and "synthesis.b4.const" in keys and "mapping.fc0.weight" in keys:
         ada = "synthesis_kwargs" in gen.init_kwargs  # StyleGAN2-ADA's training.networks
@@ -92,7 +96,8 @@ def identify_generator(gen: ModuleRecord, name: str) -> tuple[str, str]:
     if is_generator and "synthesis.input.freqs" in keys and "mapping.fc0.weight" in keys:
         return "stylegan3", "training.networks_stylegan3.Generator"
     raise CheckpointError(
-        f"{name} holds a generator of class {gen.class_name!r} that is not an NVlabs "
+        f"{name} holds a generator of class {budgets.short(gen.class_name, 80)!r} that is not "
+        "an NVlabs "
         f"StyleGAN2, StyleGAN2-ADA or StyleGAN3 generator ({_guess(gen)}); it is not "
         "supported")
 
@@ -106,14 +111,17 @@ def _guess(gen: ModuleRecord) -> str:
     return "its tensors do not follow the StyleGAN2/StyleGAN3 layout"
 
 
-def generator_kwargs(gen: PersistentRecord) -> dict:
-    """NVlabs Generator kwargs in the flat form our builders take."""
+def generator_kwargs(gen: PersistentRecord, source: str = "the generator") -> dict:
+    """NVlabs Generator kwargs in the flat form our builders take (converted within
+    budgets.MAX_PLAIN_ITEMS: never walked or repr'ed without a bound)."""
     if gen.init_args:
         raise CheckpointError("the generator was built with positional arguments; "
                               "only keyword-constructed NVlabs networks are supported")
-    kwargs = jsonable(gen.init_kwargs)
+    kwargs = budgets.plain_data(gen.init_kwargs, source, "_init_kwargs")
     # StyleGAN2-ADA passes synthesis options as one dict; StyleGAN3's code passes them flat.
     nested = kwargs.pop("synthesis_kwargs", None) or {}
+    if not isinstance(nested, dict):
+        raise CheckpointError(f"{source}: its synthesis_kwargs are not keyword settings")
     kwargs.update(nested)
     for key in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"):
         if key not in kwargs:
@@ -121,19 +129,18 @@ def generator_kwargs(gen: PersistentRecord) -> dict:
     return kwargs
 
 
-def _build(family: str, gen_kwargs: dict, disc_kwargs: dict | None, name: str):
+def _build(family: str, gen_kwargs: dict, disc_kwargs: dict | None, name: str,
+           file_bytes: int | None = None):
     """Build the networks; a discriminator that will not build is dropped with a note."""
     config = {"generator": gen_kwargs, "discriminator": disc_kwargs}
     try:
-        return registry.build(family, config), None
+        return registry.build(family, config, source=name, file_bytes=file_bytes), None
     except CheckpointError as exc:
         if disc_kwargs is None:
-            raise CheckpointError(f"{name}: {exc}") from exc
+            raise
         first_error = exc
-    try:
-        networks = registry.build(family, {"generator": gen_kwargs, "discriminator": None})
-    except CheckpointError as exc:
-        raise CheckpointError(f"{name}: {exc}") from exc
+    networks = registry.build(family, {"generator": gen_kwargs, "discriminator": None},
+                              source=name, file_bytes=file_bytes)
     reason = first_error.__cause__ or first_error  # the constructor's own complaint
     return networks, f"discriminator not imported: its settings do not build ({reason})"
 
@@ -146,23 +153,6 @@ def _load_weights(net: torch.nn.Module, state: dict[str, torch.Tensor], what: st
         lines = [line.strip() for line in str(exc).strip().splitlines()[:3]]
         raise CheckpointError(f"{what}: weights do not fit the rebuilt network: "
                               f"{' '.join(lines)}") from exc
-
-
-def jsonable(obj: Any) -> Any:
-    """Plain JSON values from pickled kwargs (EasyDicts, tuples, numpy scalars/arrays)."""
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, torch.Tensor) and obj.numel() <= 64:
-        return obj.tolist()
-    return repr(obj)
 
 
 # --- TensorFlow-era pickles: (G, D, Gs) tuples of dnnlib.tflib Networks --------------------
@@ -179,31 +169,32 @@ def _is_tf_era(data: Any) -> bool:
     return isinstance(data, tuple) and any(isinstance(x, TFNetworkRecord) for x in data)
 
 
-def load_tf_pickle(data: Any, path: Path) -> GenerativeModel:
+def load_tf_pickle(data: Any, path: Path, file_bytes: int | None = None) -> GenerativeModel:
     nets = data if isinstance(data, tuple) else (data,)
     gs = nets[-1]  # (G, D, Gs): Gs is the moving average used for sampling
     if not isinstance(gs, TFNetworkRecord) or not isinstance(gs.state.get("static_kwargs"), dict):
         raise CheckpointError(f"{path.name}: malformed TensorFlow-era network pickle")
-    func = str(gs.state.get("build_func_name"))
+    func = gs.state.get("build_func_name")
+    func = budgets.short(func, 60) if isinstance(func, str) else "?"
     if func != "G_main":
         what = "a StyleGAN (v1) generator" if func == "G_style" else f"a {func!r} network"
         raise CheckpointError(
             f"{path.name} is a TensorFlow-era pickle of {what}; only TensorFlow StyleGAN2 "
             "generators (G_main) can be imported, so this file is not supported")
-    kwargs = tf_generator_kwargs(dict(gs.state["static_kwargs"]), path.name)
-    params = _collect_tf_params(gs)
-    if any(re.fullmatch(r"ToRGB_lod\d+/.*", k) for k in params):
+    static = budgets.plain_data(gs.state["static_kwargs"], path.name, "static_kwargs")
+    kwargs = tf_generator_kwargs(static, path.name)
+    params = _collect_tf_params(gs, path.name)
+    lods = [k for k in params if re.fullmatch(r"ToRGB_lod\d{1,2}/.*", k)]
+    if lods:
         kwargs["architecture"] = "orig"
         res = kwargs["img_resolution"]
-        for k in [k for k in params if k.startswith("ToRGB_lod")]:
+        for k in lods:
             lod, rest = k[len("ToRGB_lod"):].split("/", 1)
             r = res // 2 ** int(lod)
             params[f"synthesis/{r}x{r}/ToRGB/{rest}"] = params[k]
     config = {"generator": kwargs, "discriminator": None}
-    try:
-        gen = registry.build("stylegan2", config)["generator"]
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path.name}: {exc}") from exc
+    gen = registry.build("stylegan2", config, source=path.name,
+                         file_bytes=file_bytes)["generator"]
     state = {}
     for key, current in gen.state_dict().items():
         state[key] = _tf_value(key, params, current, path.name)
@@ -226,7 +217,21 @@ def tf_generator_kwargs(tf: dict, name: str) -> dict:
         value = tf.pop(key, default)
         return none if value is None else value
 
-    kwargs = {
+    try:
+        kwargs = _tf_kwargs(take)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{name}: malformed TensorFlow generator options ({exc})") \
+            from None
+    for key in TF_IGNORED_KWARGS:
+        tf.pop(key, None)
+    if tf:
+        raise CheckpointError(f"{name}: TensorFlow generator options this importer does not "
+                              f"know: {budgets.name_list(tf)}; not supported")
+    return kwargs
+
+
+def _tf_kwargs(take) -> dict:
+    return {
         "z_dim": take("latent_size", 512), "c_dim": take("label_size", 0),
         "w_dim": take("dlatent_size", 512), "img_resolution": take("resolution", 1024),
         "img_channels": take("num_channels", 3),
@@ -244,21 +249,37 @@ def tf_generator_kwargs(tf: dict, name: str) -> dict:
             "w_avg_beta": take("w_avg_beta", 0.995, none=1),
         },
     }
-    for key in TF_IGNORED_KWARGS:
-        tf.pop(key, None)
-    if tf:
-        raise CheckpointError(f"{name}: TensorFlow generator options this importer does not "
-                              f"know: {', '.join(sorted(tf))}; not supported")
-    return jsonable(kwargs)
 
 
-def _collect_tf_params(net: TFNetworkRecord, prefix: str = "") -> dict[str, np.ndarray]:
-    params = {}
-    for var_name, value in net.state.get("variables") or []:
-        params[prefix + str(var_name)] = value
-    for comp_name, comp in (net.state.get("components") or {}).items():
-        if isinstance(comp, TFNetworkRecord):
-            params.update(_collect_tf_params(comp, f"{prefix}{comp_name}/"))
+def _collect_tf_params(net: TFNetworkRecord, source: str) -> dict[str, np.ndarray]:
+    """{scope/variable: numeric array} of a TF network and its components, walked within
+    budgets.MAX_MODULE_ITEMS / MAX_MODULE_DEPTH (shared components counted each time)."""
+    params: dict[str, np.ndarray] = {}
+    left = budgets.MAX_MODULE_ITEMS
+    todo = [(net, "", 0)]
+    while todo:
+        record, prefix, depth = todo.pop()
+        if depth > budgets.MAX_MODULE_DEPTH:
+            raise budgets.refuse(source, "the nesting of its TensorFlow components", depth,
+                                 budgets.MAX_MODULE_DEPTH)
+        variables = record.state.get("variables")
+        components = record.state.get("components")
+        items = [*(variables if isinstance(variables, (list, tuple)) else []),
+                 *(components.items() if isinstance(components, dict) else [])]
+        left -= len(items)
+        if left < 0:
+            raise CheckpointError(
+                f"{source}: its TensorFlow networks hold more than {budgets.MAX_MODULE_ITEMS} "
+                "variables and components (shared components counted each time), over the "
+                f"limit of {budgets.MAX_MODULE_ITEMS}")
+        for item in variables if isinstance(variables, (list, tuple)) else []:
+            if (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)
+                    and isinstance(item[1], (np.ndarray, np.generic))
+                    and item[1].dtype.kind in "biuf"):
+                params[prefix + item[0]] = np.asarray(item[1])
+        for comp_name, comp in (components.items() if isinstance(components, dict) else []):
+            if isinstance(comp_name, str) and isinstance(comp, TFNetworkRecord):
+                todo.append((comp, f"{prefix}{comp_name}/", depth + 1))
     return params
 
 

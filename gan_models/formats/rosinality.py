@@ -39,9 +39,10 @@ import torch
 from .. import registry
 from ..errors import CheckpointError
 from ..model import GenerativeModel
-from . import detect
+from . import budgets, detect
 from .importers import Importer, Probe, register_importer
 from .native import file_sha256
+from .safe_pickle import check_torch_save
 
 FORMAT = "rosinality-pt"
 LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
@@ -58,7 +59,13 @@ def is_legacy_torch_save(path: str | Path) -> bool:
 
 
 def torch_load_safe(path: Path) -> Any:
-    """torch.load with weights_only=True; argparse.Namespace (training args) also allowed."""
+    """torch.load with weights_only=True; argparse.Namespace (training args) also allowed.
+
+    Before torch.load allocates anything, the file is checked within the budgets: a zip's
+    members against the file size (budgets.check_zip: zip bombs, members claiming
+    gigabytes) and its data.pkl, or a legacy stream's pickles and declared storage sizes,
+    scanned by safe_pickle's bounded scanner."""
+    check_torch_save(path)
     with warnings.catch_warnings(), torch.serialization.safe_globals([argparse.Namespace]):
         warnings.simplefilter("ignore")
         try:
@@ -77,13 +84,12 @@ def load_rosinality(path: str | Path) -> GenerativeModel:
     path = Path(path)
     ckpt = torch_load_safe(path)
     state, role = _generator_state(ckpt, path.name)
+    budgets.check_tensors(state, path.name)
     layout = infer_layout(state, path.name)
     gen_kwargs = generator_kwargs(layout)
     config = {"generator": gen_kwargs, "discriminator": None}
-    try:
-        networks = registry.build("stylegan2", config)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path.name}: {exc}") from exc
+    networks = registry.build("stylegan2", config, source=path.name,
+                              file_bytes=path.stat().st_size)
     gen = networks["generator"]
     mapped = to_nvlabs_state(state, layout, gen.state_dict(), path.name)
 
@@ -107,8 +113,9 @@ def load_rosinality(path: str | Path) -> GenerativeModel:
     provenance = {"resolution": layout["size"], "channel_multiplier": layout["multiplier"],
                   "w_avg": w_avg_from}
     if isinstance(args, argparse.Namespace):
-        provenance["args"] = {k: v if isinstance(v, (bool, int, float, str, type(None)))
-                              else repr(v) for k, v in vars(args).items()}
+        # converted within budgets.MAX_PLAIN_ITEMS: a few bytes can reference one list
+        # 2**60 times, so args are never repr'ed or walked without a bound
+        provenance["args"] = budgets.plain_data(vars(args), path.name, "args")
     metadata = {"source": {"file": path.name, "sha256": sha, "format": FORMAT, "role": role},
                 "provenance": provenance}
     if isinstance(ckpt, dict) and "d" in ckpt:
@@ -124,7 +131,7 @@ def _generator_state(ckpt: Any, name: str) -> tuple[dict, str]:
                 return ckpt[role], role
         if "input.input" in ckpt:  # a bare generator state dict
             return ckpt, "state_dict"
-        keys = ", ".join(sorted(map(str, ckpt))[:8])
+        keys = budgets.name_list(ckpt)
         raise CheckpointError(
             f"{name} is a torch.save checkpoint, but not a rosinality stylegan2-pytorch "
             f"generator (top-level keys: {keys or 'none'}); it is not supported")

@@ -25,10 +25,11 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
 from .atomic import atomic_path
+from .budgets import MAX_HEADER_BYTES, MAX_METADATA_BYTES, load_json
 
-# Largest header read (the safetensors library refuses larger ones too); checked against the
-# file size before anything is read, so a random file never makes us read gigabytes.
-MAX_HEADER_BYTES = 100_000_000
+# MAX_HEADER_BYTES (imported from budgets.py, where every loader limit lives): the largest
+# header read (the safetensors library refuses larger ones too); checked against the file
+# size before anything is read, so a random file never makes us read gigabytes.
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -72,7 +73,7 @@ def read_tagged_meta(path: str | Path, tag: str, what: str, hint: str = "") -> d
     raw = safetensors_metadata(path).get(tag)
     if raw is None:
         raise CheckpointError(f"{path.name} is not a {what}" + (f"; {hint}" if hint else ""))
-    meta = _parse_json(raw, path, f"its {what} metadata")
+    meta = _parse_json(raw, path, f"its {what} metadata", MAX_METADATA_BYTES)
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path.name}: its {what} metadata is not a JSON object")
     return meta
@@ -136,11 +137,6 @@ def _header_bytes(path: Path) -> bytes:
         raise CheckpointError(f"cannot read {path.name} ({exc.strerror})") from None
 
 
-def _parse_json(raw: str | bytes, path: Path, part: str):
-    try:
-        return json.loads(raw)
-    except RecursionError:
-        raise CheckpointError(f"{path.name}: metadata nested too deeply ({part})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path.name} is corrupt: {part} is not valid JSON ({exc})") \
-            from None
+def _parse_json(raw: str | bytes, path: Path, part: str, max_bytes: int | None = None):
+    # size and nesting within budgets (MAX_METADATA_BYTES, MAX_JSON_DEPTH)
+    return load_json(raw, path.name, part, MAX_HEADER_BYTES if max_bytes is None else max_bytes)

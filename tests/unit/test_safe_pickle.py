@@ -173,3 +173,87 @@ def test_fixture_names_do_not_leak_into_sys_modules():
     with nvlabs_names():
         assert "torch_utils.persistence" in sys.modules
     assert "torch_utils.persistence" not in sys.modules and "dnnlib" not in sys.modules
+
+
+# --- budgets (formats/budgets.py): counted while unpickling, never walked without a bound ---
+def test_opcode_budget(tmp_path, monkeypatch):
+    from gan_models.formats import budgets
+
+    monkeypatch.setattr(budgets, "MAX_PICKLE_OPS", 1000)
+    path = tmp_path / "ops.pkl"
+    path.write_bytes(b"\x80\x02" + b"N0" * 600 + b"N.")
+    with pytest.raises(CheckpointError, match=r"^ops\.pkl: its pickle has more than 1000 "
+                                              r"opcodes, over the limit of 1000$"):
+        safe_load(path)
+
+
+def test_memo_reuse_of_a_tuple_costs_its_full_size(tmp_path, monkeypatch):
+    from gan_models.formats import budgets
+
+    monkeypatch.setattr(budgets, "MAX_PICKLE_REFS", 50_000)
+    big = tuple(range(1000))
+    path = tmp_path / "reuse.pkl"
+    path.write_bytes(pickle.dumps([big] * 100, protocol=2))  # one tuple, 99 memo fetches
+    with pytest.raises(CheckpointError, match=r"reuse\.pkl: its pickle reaches more than "
+                                              r"50000 objects"):
+        safe_load(path)
+    path.write_bytes(pickle.dumps([big] * 10, protocol=2))
+    assert len(safe_load(path)) == 10
+
+
+def test_a_reused_storage_payload_is_decoded_once(tmp_path):
+    payload = legacy_torch_bytes(torch.arange(4.0))
+    load = torch.storage._load_from_bytes
+    path = tmp_path / "twice.pkl"
+    path.write_bytes(pickle.dumps([Call(load, payload), Call(load, payload)], protocol=2))
+    first, second = safe_load(path)
+    assert first is second and torch.equal(first, torch.arange(4.0))
+
+
+def test_declared_sizes_are_refused_before_allocation(tmp_path):
+    cases = {
+        "bytearray.pkl": (b"\x80\x05\x96" + (1 << 40).to_bytes(8, "little") + b"x.",
+                          r"uses BYTEARRAY8"),
+        "array.pkl": (call_pickle("numpy.core.multiarray", "_reconstruct", np.ndarray,
+                                  (1 << 40,), b"b"), "declares its size before its data"),
+        "frame.pkl": (b"\x80\x04\x95" + (1 << 40).to_bytes(8, "little") + b"N.",
+                      r"declares 1099511627776 bytes of data at byte 11, but only 2 remain"),
+    }
+    data = legacy_torch_bytes(torch.zeros(4))
+    numel = b"K\x04N"
+    assert data.count(numel) == 1
+    huge = data.replace(numel, b"\x8a\x05" + (3 << 30).to_bytes(5, "little") + b"N")
+    cases["storage.pkl"] = (call_pickle("torch.storage", "_load_from_bytes", huge),
+                            r"storage\.pkl \(a tensor storage\): its tensors declare "
+                            r"12884901896 bytes of storage, but only 24 bytes follow")
+    for name, (raw, message) in cases.items():
+        (tmp_path / name).write_bytes(raw)
+        with pytest.raises(CheckpointError, match=message):
+            safe_load(tmp_path / name)
+
+
+def test_shared_tensorflow_components_are_walked_within_budget(tmp_path):
+    comp = TFNetwork({"variables": [], "components": {}})
+    for _ in range(30):  # 2**30 paths through 30 records
+        comp = TFNetwork({"variables": [], "components": {"a": comp, "b": comp}})
+    gs = TFNetwork({"version": 4, "name": "Gs", "static_kwargs": {"resolution": 8},
+                    "components": {"a": comp, "b": comp}, "build_func_name": "G_main",
+                    "variables": []})
+    path = write_nvlabs_pickle(tmp_path / "tf_shared.pkl", (gs,))
+    with pytest.raises(CheckpointError, match=r"tf_shared\.pkl: its TensorFlow networks hold "
+                                              r"more than 100000 variables and components"):
+        gan_models.load_model(path)
+
+
+def test_untrusted_names_are_never_printed_whole(tmp_path):
+    nested: list = []
+    for _ in range(30):
+        nested = [nested, nested]
+    gs = TFNetwork({"version": 4, "name": "Gs", "static_kwargs": {}, "components": {},
+                    "build_func_name": nested, "variables": []})
+    path = write_nvlabs_pickle(tmp_path / "tf_name.pkl", (gs,))
+    with pytest.raises(CheckpointError, match=r"TensorFlow-era pickle of a '\?' network"):
+        gan_models.load_model(path)
+    path = write_nvlabs_pickle(tmp_path / "keys.pkl", {(1, 2): 1, "x" * 500: 2})
+    with pytest.raises(CheckpointError, match=r"keys: <tuple>, x{37}\.\.\.\)"):
+        gan_models.load_model(path)
