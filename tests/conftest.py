@@ -7,7 +7,7 @@ from custom_nodes/, as in a real install.
 
 Test modules import their shared helpers by plain name; this file is the one place that makes
 them importable (no test module edits sys.path): tests/ (helpers, fixtures_foreign,
-comfy_server), tests/engine/ (engine_prompts) and scripts/ (comfy_engine, run_workflow).
+comfy_server, ceilings), tests/engine/ (engine_prompts) and scripts/ (comfy_engine, run_workflow).
 None of these names clashes with a ComfyUI module.
 """
 
