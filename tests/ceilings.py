@@ -101,3 +101,16 @@ def measure(srv, prompt: dict, timeout: float) -> Measured:
     assert srv.proc.poll() is None, "the server died"
     return Measured(code, answer, entry, seconds, max(poller.times, default=0.0),
                     peak_mb(srv.proc.pid) - base, poller.failures)
+
+
+def print_timings(what: str, timings: dict[str, tuple[float, float, float]]) -> None:
+    """One line per case (seconds, slowest /system_stats answer, peak growth), then a summary."""
+    for name, (seconds, answer, grown) in timings.items():
+        print(f"\n  {name:32s} {seconds:5.2f} s  slowest answer {answer:4.2f} s  "
+              f"peak +{grown:3.0f} MB", end="")
+    if timings:
+        slowest = max(timings, key=lambda k: timings[k][0])
+        print(f"\n{what}: {len(timings)} cases, slowest {slowest!r} "
+              f"{timings[slowest][0]:.2f} s; slowest /system_stats answer "
+              f"{max(t[1] for t in timings.values()):.2f} s; largest peak growth "
+              f"{max(t[2] for t in timings.values()):.0f} MB")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ceilings import execution_error, measure
+from ceilings import execution_error, measure, print_timings
 from safetensors.torch import save_file
 
 pytestmark = pytest.mark.server
@@ -137,12 +137,7 @@ def bad_server(limited_server):
     save_file({"values": values}, str(Path(limited_server.dirs["input"]) / NAN_LATENTS),
               metadata={"gan_studio_latents": json.dumps(meta)})
     yield limited_server
-    if TIMINGS:
-        slowest = max(TIMINGS, key=lambda k: TIMINGS[k][0])
-        print(f"\nbad prompts: {len(TIMINGS)} cases, slowest {slowest!r} "
-              f"{TIMINGS[slowest][0]:.2f} s; slowest /system_stats answer "
-              f"{max(t[1] for t in TIMINGS.values()):.2f} s; largest peak growth "
-              f"{max(t[2] for t in TIMINGS.values()):.0f} MB")
+    print_timings("bad prompts", TIMINGS)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from ceilings import execution_error, measure
+from ceilings import execution_error, measure, print_timings
 from engine_prompts import sample_prompt
 from fixtures_hostile import HOSTILE
 
@@ -24,15 +24,7 @@ def hostile_server(limited_server):
     for case in HOSTILE:
         case.build(gan / case.file)
     yield limited_server
-    for name, (seconds, answer, grown) in TIMINGS.items():
-        print(f"\n  {name:28s} {seconds:5.2f} s  slowest answer {answer:4.2f} s  "
-              f"peak +{grown:3.0f} MB", end="")
-    if TIMINGS:
-        slowest = max(TIMINGS, key=lambda k: TIMINGS[k][0])
-        print(f"\nhostile checkpoints: {len(TIMINGS)} cases, slowest {slowest} "
-              f"{TIMINGS[slowest][0]:.2f} s; slowest /system_stats answer "
-              f"{max(t[1] for t in TIMINGS.values()):.2f} s; largest peak growth "
-              f"{max(t[2] for t in TIMINGS.values()):.0f} MB")
+    print_timings("hostile checkpoints", TIMINGS)
 
 
 @pytest.mark.parametrize("case", HOSTILE, ids=lambda c: c.file)
