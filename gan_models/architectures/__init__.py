@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401
     dcgan,  # noqa: F401
+    fastgan,
     stylegan2,  # noqa: F401
     stylegan3,  # noqa: F401
     vae,

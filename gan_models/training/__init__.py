@@ -11,6 +11,7 @@ from .loop import Trainer, TrainingDiverged, grad_enabled
 from .recipes import Phase, Recipe, StepContext, make_recipe, recipe_names, register_recipe
 from .snapshots import latest_snapshot, read_state, write_snapshot
 from .stylegan2_recipe import StyleGAN2ADARecipe  # noqa: F401  (registers stylegan2-ada)
+from . import fastgan_recipes  # noqa: E402,F401  (registers fastgan, projected, ...)
 
 __all__ = [
     "FIT_MODES", "DistContext", "ImageDataset", "Phase", "Recipe", "StepContext", "Trainer",

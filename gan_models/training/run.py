@@ -393,12 +393,14 @@ def recipe_for(model: GenerativeModel) -> str:
         raise GanStudioError(f"GAN Studio cannot train {model.architecture} models; "
                              + _recipes_hint(model.architecture))
     conditional = model.num_classes > 0
-    return min(fits, key=lambda n: (RECIPES[n].conditional != conditional,
+    return min(fits, key=lambda n: (not getattr(RECIPES[n], "picked_for_fine_tuning", True),
+                                    RECIPES[n].conditional != conditional,
                                     n != model.architecture, n))
 
 
 def _recipes_hint(architecture: str) -> str:
-    fits = [n for n in recipe_names() if RECIPES[n].architecture == architecture]
+    fits = sorted((n for n in recipe_names() if RECIPES[n].architecture == architecture),
+                  key=lambda n: not getattr(RECIPES[n], "picked_for_fine_tuning", True))
     if fits:
         return f"use --recipe {' or '.join(fits)} (or leave out --recipe)"
     trainable = sorted({cls.architecture for cls in RECIPES.values()})

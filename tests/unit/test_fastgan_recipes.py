@@ -1,0 +1,168 @@
+"""The fastgan, projected and projected-stylegan2 recipes: losses on known inputs, the frozen
+feature network stays frozen, resume is bit-exact, the architecture round-trips through a
+file, and a few steps on procedural shapes teach the generator its classes (judged by an
+independent classifier)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import gan_models
+from gan_models.training import Trainer, load_image_folder, make_recipe, read_state, write_snapshot
+from gan_models.training.fastgan_recipes import PROJECTED_ROLE
+from gan_models.training.recipes import StepContext
+from gan_models.training.seeding import BatchRandom
+from gan_models.training.shapes import write_shapes_folder
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
+TINY = {"resolution": 32, "z_dim": 16, "base_channels": 8, "max_channels": 32, "embed_dim": 8}
+TINY_PROJ = {**TINY, "projected_size": 32, "projected_channels": 8}
+TINY_SG2 = {"resolution": 16, "z_dim": 16, "w_dim": 16, "base_channels": 8, "max_channels": 16,
+            "projected_size": 32, "projected_channels": 8}
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    folder = write_shapes_folder(tmp_path_factory.mktemp("data") / "shapes", per_class=8,
+                                 size=32)
+    return load_image_folder(folder, 32)
+
+
+def trainer(dataset, recipe="fastgan", batch=8, seed=0, **options):
+    base = {"fastgan": TINY, "projected": TINY_PROJ, "projected-stylegan2": TINY_SG2}[recipe]
+    made = make_recipe(recipe, {**base, **options}, dataset.num_classes)
+    return Trainer(made, dataset, batch=batch, seed=seed)
+
+
+def state(t: Trainer) -> dict[str, torch.Tensor]:
+    return t.state_dict(include_rng=False)[0]
+
+
+def assert_same_state(a: Trainer, b: Trainer) -> None:
+    sa, sb = state(a), state(b)
+    assert sa.keys() == sb.keys()
+    different = [k for k in sa if not (sa[k].shape == sb[k].shape and torch.allclose(
+        sa[k], sb[k], rtol=0, atol=0, equal_nan=True))]
+    assert not different, f"differ: {different[:5]}"
+
+
+# --- losses on known inputs -------------------------------------------------------------------
+class ConstantD(nn.Module):
+    """Logits a for every real image, b for every fake (told apart by their mean)."""
+
+    def __init__(self, real: float, fake: float, rebuilt: float = 0.0):
+        super().__init__()
+        self.real, self.fake, self.rebuilt = real, fake, rebuilt
+        self.w = nn.Parameter(torch.zeros(()))
+
+    def forward(self, images, c=None):
+        value = self.real if images.mean() > 0 else self.fake
+        return torch.full((images.shape[0], 4), value) + self.w
+
+    def reconstruct(self, images, c=None):
+        target = torch.full((images.shape[0], 3, 32, 32), 0.5)
+        return self(images, c), torch.full_like(target, self.rebuilt), target
+
+
+class ConstantG(nn.Module):
+    z_dim, c_dim = 4, 0
+
+    def forward(self, z, c=None):
+        return torch.full((z.shape[0], 3, 8, 8), -1.0)
+
+
+def context(nets, n=4) -> StepContext:
+    return StepContext(nets, BatchRandom(0, n, 0, n, torch.device("cpu")), 0,
+                       torch.device("cpu"))
+
+
+@pytest.mark.parametrize("recipe,role", [("fastgan", "discriminator"),
+                                          ("projected", PROJECTED_ROLE)])
+def test_hinge_losses_on_known_logits(recipe, role):
+    made = make_recipe(recipe, {"diffaugment": "off", "conditional": False})
+    real = torch.ones(4, 3, 8, 8)
+    nets = {"generator": ConstantG(), role: ConstantD(real=0.25, fake=-2.0, rebuilt=1.5)}
+    loss, metrics = made.loss("D", context(nets), real, None)
+    hinge = (1 - 0.25) + max(0.0, 1 - 2.0)            # relu(1 - real) + relu(1 + fake)
+    recon = (1.5 - 0.5) ** 2 if recipe == "fastgan" else 0.0   # recon_weight 1
+    assert float(loss.detach()) == pytest.approx(hinge + recon)
+    assert float(metrics["d_acc"]) == 1.0
+    loss_g, _ = made.loss("G", context(nets), real, None)
+    assert float(loss_g.detach()) == pytest.approx(2.0)        # -mean(fake logits)
+
+
+def test_non_saturating_option():
+    made = make_recipe("fastgan", {"diffaugment": "off", "loss": "ns", "recon_weight": 0.0,
+                                   "conditional": False})
+    nets = {"generator": ConstantG(), "discriminator": ConstantD(real=1.0, fake=0.0)}
+    loss, _ = made.loss("D", context(nets), torch.ones(4, 3, 8, 8), None)
+    expected = F.softplus(torch.tensor(-1.0)) + F.softplus(torch.tensor(0.0))
+    assert float(loss.detach()) == pytest.approx(float(expected))
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(gan_models.GanStudioError, match="projected_size"):
+        make_recipe("projected", {"projected_size": 40})
+    with pytest.raises(gan_models.GanStudioError, match="loss"):
+        make_recipe("fastgan", {"loss": "wgan-gp"})
+    with pytest.raises(gan_models.GanStudioError, match="diffaugment"):
+        make_recipe("projected-stylegan2", {"augment": "ada"})
+
+
+# --- the frozen feature network -----------------------------------------------------------------
+@pytest.mark.parametrize("recipe", ["projected", "projected-stylegan2"])
+def test_feature_network_stays_frozen(shapes, recipe):
+    t = trainer(shapes, recipe)
+    d = t.nets[PROJECTED_ROLE]
+    net = d.feature_network
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    projections = {k: v.clone() for k, v in d.named_buffers() if k.startswith(("ccm", "csm"))}
+    t.train_steps(3)
+    assert all(not p.requires_grad and p.grad is None for p in net.parameters())
+    assert not net.training
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN statistics too
+    assert all(torch.equal(v, dict(d.named_buffers())[k]) for k, v in projections.items())
+    # it is no part of the trained weights, the optimizer or a snapshot
+    trained = {id(p) for opt in t.optimizers.values() for g in opt.param_groups
+               for p in g["params"]}
+    assert not trained & {id(p) for p in net.parameters()}
+    assert not any("_blocks" in k or "_conv_stem" in k for k in state(t))
+    # while the heads did learn
+    assert t.history.as_dict()["loss_d"]
+
+
+# --- resume -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("recipe", ["fastgan", "projected", "projected-stylegan2"])
+def test_resume_is_bit_exact(shapes, tmp_path, recipe):
+    straight = trainer(shapes, recipe, seed=3, ema_kimg=0.05)
+    straight.train_steps(4)
+    first = trainer(shapes, recipe, seed=3, ema_kimg=0.05)
+    first.train_steps(2)
+    paths = write_snapshot(tmp_path / "snaps", first)
+    del first
+    tensors, meta = read_state(paths["state"])
+    torch.manual_seed(999)  # training randomness must not depend on the global RNG
+    resumed = Trainer.from_state(tensors, meta, shapes, restore_global_rng=True)
+    resumed.train_steps(2)
+    assert_same_state(straight, resumed)
+    assert torch.equal(straight.sample_grid(), resumed.sample_grid())
+
+
+def test_model_file_round_trip(shapes, tmp_path):
+    t = trainer(shapes, "projected")
+    t.train_steps(1)
+    path = gan_models.save_model(t.export_model(), tmp_path / "m.safetensors")
+    model = gan_models.load_model(path)
+    assert model.architecture == "fastgan" and model.class_names == list(shapes.class_names)
+    assert model.can("generate") and model.num_classes == 3
+    z = model.sample_latents(0, 2)
+    labels = torch.eye(3)[:2]
+    with torch.no_grad():
+        a = model.synthesize(z.with_labels(labels))
+        b = t.ema.module.eval()(z.values, labels)
+    assert torch.allclose(a, b)
