@@ -5,12 +5,18 @@ independent classifier)."""
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw
 from torch import nn
 
 import gan_models
+from gan_models.metrics.classifier import class_accuracy
+from gan_models.metrics.judge import train_judge
 from gan_models.training import Trainer, load_image_folder, make_recipe, read_state, write_snapshot
 from gan_models.training.fastgan_recipes import PROJECTED_ROLE
 from gan_models.training.recipes import StepContext
@@ -166,3 +172,38 @@ def test_model_file_round_trip(shapes, tmp_path):
         a = model.synthesize(z.with_labels(labels))
         b = t.ema.module.eval()(z.values, labels)
     assert torch.allclose(a, b)
+
+
+# --- learning: the independent judge sees the classes --------------------------------------------
+COLOURS = {"circle": (220, 40, 40), "square": (40, 160, 40), "triangle": (40, 60, 220)}
+
+
+def write_coloured_shapes(folder: Path, per_class: int = 12, size: int = 16) -> Path:
+    """Each class one shape in one colour, at random places and sizes on white."""
+    rng = random.Random(0)
+    for shape, fg in COLOURS.items():
+        (folder / shape).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = Image.new("RGB", (size, size), "white")
+            draw = ImageDraw.Draw(img)
+            r = rng.uniform(0.25, 0.4) * size
+            cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
+            if shape == "circle":
+                draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fg)
+            elif shape == "square":
+                draw.rectangle([cx - r, cy - r, cx + r, cy + r], fill=fg)
+            else:
+                draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fg)
+            img.save(folder / shape / f"{i:03d}.png")
+    return folder
+
+
+def test_a_few_fastgan_steps_raise_the_judges_accuracy_above_chance(tmp_path):
+    data = load_image_folder(write_coloured_shapes(tmp_path / "shapes"), 32)
+    judge, report = train_judge(data, steps=40, holdout=0.2)
+    assert report["heldout_balanced_accuracy"] > 0.9
+    t = trainer(data, "fastgan", batch=12, lr_g=2e-3, lr_d=2e-3)
+    before = class_accuracy(t.export_model(), judge, 20)
+    t.train_steps(25)
+    after = class_accuracy(t.export_model(), judge, 20)
+    assert after > max(before, 1 / 3) + 0.1, (before, after)
