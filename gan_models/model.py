@@ -24,6 +24,7 @@ Network contracts (duck-typed; any nn.Module with these members plugs in):
     translator    in_channels, out_channels, size_multiple (input H and W must be
                   multiples of it), img_resolution (the size it was trained at)
                   forward(images [B, in_channels, H, W] in [-1, 1]) -> [B, out_channels, H, W]
+                  optional: min_size (the smallest side it takes; default 1)
     text_encoder  embed_dim (== the generator's c_dim)
                   encode_text(prompts: list[str]) -> [B, embed_dim]; raises GanStudioError
                   naming the prompt when it holds no word the encoder knows

@@ -14,9 +14,23 @@ import folder_paths
 from comfy_api.v0_0_2 import ComfyExtension, io
 
 from ..gan_models.training.shapes import write_shapes_folder
-from . import condition, interpolate, latent_batch, latent_io, load, sample, style, train, vae
+from . import (
+    condition,
+    image_to_image,
+    interpolate,
+    latent_batch,
+    latent_io,
+    load,
+    sample,
+    style,
+    text,
+    train,
+    translate,
+    vae,
+)
 
-NODE_MODULES = (load, sample, condition, style, interpolate, latent_batch, latent_io, train, vae)
+NODE_MODULES = (load, sample, condition, text, style, interpolate, latent_batch, latent_io,
+                translate, image_to_image, train, vae)
 MODEL_FOLDER = load.MODEL_FOLDER
 PACK_ROOT = Path(__file__).resolve().parent.parent
 PACK_MODELS = PACK_ROOT / "models"  # models shipped with the pack

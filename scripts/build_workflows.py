@@ -19,6 +19,7 @@ REPO = HERE.parent
 # out of the box.
 STARTER_MODEL = "gan_studio_twemoji_stylegan2.safetensors"
 VAE_MODEL = "gan_studio_twemoji_vae.safetensors"
+SKETCH_MODEL = "gan_studio_sketch2emoji.safetensors"
 NGC = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
 SG2_FFHQ = "stylegan2-ffhq-256x256.pkl"  # NVlabs' official pickles: users download them
 SG3_FFHQU = "stylegan3-t-ffhqu-256x256.pkl"
@@ -218,11 +219,53 @@ def fine_tune(wf) -> None:
             "safely; the result saves as a GAN Studio .safetensors.", near=trainer)
 
 
+def sketch_to_emoji(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=SKETCH_MODEL)
+    drawing = wf.add("LoadImage", title="Load Image (your drawing)",
+                     image="gan_studio_drawing_smiley.png")
+    canvas = wf.add("LoadImage", title="Load Image (draw in the mask editor)",
+                    image="gan_studio_canvas_drawing.png")
+    strokes = wf.add("MaskToImage", mask=canvas.out(1))
+    lines = wf.add("ImageInvert", image=strokes.out())
+    sketches = [wf.add("ImageScale", image=source.out(), upscale_method="area", width=64,
+                       height=64, crop="center") for source in (drawing, lines)]
+    both = wf.add("ImageBatch", image1=sketches[0].out(), image2=sketches[1].out())
+    emoji = wf.add("GANStudioTranslateImage", model=model.out(), images=both.out(),
+                   strength=1.0)
+    pairs = wf.add("ImageBatch", image1=both.out(), image2=emoji.out())
+    bigger = wf.add("ImageScaleBy", image=pairs.out(), upscale_method="nearest-exact",
+                    scale_by=4.0)
+    wf.add("SaveImage", images=bigger.out(), filename_prefix="gan_studio/sketch_to_emoji")
+    wf.note("**Sketch -> emoji.** Black lines on white become a Twemoji-style colouring "
+            "(the shipped pix2pix model, 64 px). Two ways in: load your own drawing (top), "
+            "or right-click the second Load Image > Open in MaskEditor and draw on the "
+            "white canvas: the painted mask becomes the lines. Drawings are scaled to 64 x 64 "
+            "first, so draw big with a thick pen. Saved: the two sketches, then their "
+            "emoji.", near=emoji)
+
+
+def photo_to_style(wf) -> None:
+    photo = wf.add("LoadImage", title="Load Image (content)", image="gan_studio_photo_cat.png")
+    style = wf.add("LoadImage", title="Load Image (style)", image="gan_studio_style_mosaic.png")
+    styled = wf.add("GANStudioNeuralStyle", content=photo.out(), style=style.out(), steps=150,
+                    style_weight=1.0, content_weight=1.0, size=384,
+                    features="EfficientNet-Lite0 (pip package)", learning_rate=0.02,
+                    style_scale=1.0)
+    wf.add("SaveImage", images=styled.out(), filename_prefix="gan_studio/photo_to_style")
+    wf.add("PreviewAny", source=styled.out(1))
+    wf.note("**Photo -> painting** by neural style optimisation: no trained model, only a "
+            "pretrained feature network (EfficientNet-Lite0 from the pip package; put a "
+            "torchvision VGG-16/19 .pth in `ComfyUI/models/gan_perceptual` to use that). "
+            "About 40 s for 150 steps at 384 px on a CPU. Lower `style_weight` to keep more of "
+            "the photo; press Cancel any time to get the best image so far.", near=styled)
+
+
 WORKFLOWS = {"sample_grid": sample_grid, "class_grid": class_grid,
              "looping_animation": looping_animation, "seed_morph": seed_morph,
              "style_mixing": style_mixing, "stylegan3_transform": stylegan3_transform,
              "vae_morph": vae_morph, "latent_arithmetic": latent_arithmetic,
-             "train_from_folder": train_from_folder, "fine_tune": fine_tune}
+             "train_from_folder": train_from_folder, "fine_tune": fine_tune,
+             "sketch_to_emoji": sketch_to_emoji, "photo_to_style": photo_to_style}
 
 
 def missing_models(engine, api: dict) -> list[str]:

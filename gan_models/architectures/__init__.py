@@ -2,7 +2,9 @@
 
 from . import (  # noqa: F401
     dcgan,  # noqa: F401
+    fast_style,
     fastgan,
+    pix2pix,
     stylegan2,  # noqa: F401
     stylegan3,  # noqa: F401
     vae,

@@ -1,6 +1,7 @@
 """python -m gan_models convert IN OUT.safetensors
 
-Imports any supported checkpoint (NVlabs .pkl, rosinality .pt, GAN Studio .safetensors)
+Imports any supported checkpoint (NVlabs .pkl, rosinality .pt, pix2pix/CycleGAN and fast
+neural style .pth, GAN Studio .safetensors)
 through the safe importers and writes it once in the native format, with the original
 file name and sha256 kept in its metadata.
 """
@@ -18,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", type=Path, help="checkpoint to convert (.pkl, .pt, .safetensors)")
     p.add_argument("output", type=Path, help="native checkpoint to write (.safetensors)")
     p.add_argument("--generator-only", action="store_true",
-                   help="keep only the generator (smaller; enough for sampling)")
+                   help="keep only the generator (or an image-to-image model's translator): "
+                        "smaller, enough for sampling or translating")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
 
 
@@ -32,12 +34,14 @@ def run(args: argparse.Namespace) -> int:
         raise GanStudioError("the output would replace the source file")
     kind = detect_format(src)
     model = load_model(src)
-    roles = ("generator",) if args.generator_only else tuple(model.networks)
+    main = "generator" if model.can("generate") else "translator"
+    roles = (main,) if args.generator_only else tuple(model.networks)
     save_model(model, out, roles=roles)
     source = model.metadata.get("source") or {}
     fmt = source.get("format", kind)
     print(f"converted {src.name} ({fmt}) -> {out}")
-    print(f"  model: {model.describe()}, z_dim {model.z_dim}"
+    print(f"  model: {model.describe()}"
+          + (f", z_dim {model.z_dim}" if main == "generator" else "")
           + (f", w_dim {model.w_dim}, num_ws {model.num_ws}" if model.has_mapping else ""))
     print(f"  networks: {', '.join(roles)}")
     if source.get("sha256"):

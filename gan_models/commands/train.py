@@ -32,14 +32,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..training.recipes import recipe_names
 
     p.add_argument("--data", help="image folder (class = subfolder name; images directly "
-                                  "inside = unconditional); optional with --resume")
+                                  "inside = unconditional); image-to-image recipes: pix2pix "
+                                  "A/ and B/ with matching names (or side-by-side images), "
+                                  "cyclegan A/ and B/, fast-style content/ + style.png; "
+                                  "optional with --resume")
     p.add_argument("--out", required=True,
                    help="run folder (snapshots, samples, metrics, model); one process at a "
                         "time may write it")
     p.add_argument("--recipe", choices=recipe_names(), default=None,
                    help="what to train (default: dcgan, or with --init the model's own); "
                         "stylegan2-ada trains StyleGAN2 with adaptive augmentation; vae, "
-                        "beta_vae, cvae and vqvae train autoencoders")
+                        "beta_vae, cvae and vqvae train autoencoders; pix2pix, cyclegan "
+                        "and fast-style train image-to-image models")
     p.add_argument("--init", default=None, metavar="CHECKPOINT",
                    help="fine-tune: start from this model (GAN Studio .safetensors, NVlabs "
                         ".pkl, rosinality .pt; read without running code from the file). Its "

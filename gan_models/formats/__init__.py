@@ -4,7 +4,8 @@ Each format module registers an importer (importers.py); the import list below i
 registry's table of contents: a new format is one module plus one name here.
 """
 
-from . import native, nvlabs, rosinality  # noqa: F401  (registers each importer)
+# Each import registers that module's importer.
+from . import fast_style_pth, native, nvlabs, pix2pix_pth, rosinality  # noqa: F401
 from .detect import detect_format
 from .importers import importers
 from .loader import load_model

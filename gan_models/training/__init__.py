@@ -3,7 +3,14 @@
 Pure PyTorch like the rest of the library; ComfyUI nodes and the CLI sit on top of it.
 """
 
-from . import vae_recipes  # noqa: E402,F401  (registers vae, beta_vae, cvae, vqvae)
+# Each import registers recipes: fastgan, projected, ...; fast-style; pix2pix, cyclegan;
+# vae, beta_vae, cvae, vqvae.
+from . import (  # noqa: E402,F401
+    fastgan_recipes,
+    style_recipe,
+    translator_recipes,
+    vae_recipes,
+)
 from .datasets import ImageDataset, dataset_from_images, load_image_folder
 from .decode import FIT_MODES, parse_color
 from .distributed import DistContext, init_from_env
@@ -11,7 +18,6 @@ from .loop import Trainer, TrainingDiverged, grad_enabled
 from .recipes import Phase, Recipe, StepContext, make_recipe, recipe_names, register_recipe
 from .snapshots import latest_snapshot, read_state, write_snapshot
 from .stylegan2_recipe import StyleGAN2ADARecipe  # noqa: F401  (registers stylegan2-ada)
-from . import fastgan_recipes  # noqa: E402,F401  (registers fastgan, projected, ...)
 
 __all__ = [
     "FIT_MODES", "DistContext", "ImageDataset", "Phase", "Recipe", "StepContext", "Trainer",

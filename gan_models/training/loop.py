@@ -28,6 +28,7 @@ from .datasets import ImageDataset
 from .distributed import DistContext
 from .ema import EMA
 from .history import LossHistory
+from .pairs import check_data_kind
 from .plots import image_grid, loss_curve
 from .recipes import Phase, Recipe, StepContext, make_recipe
 from .sampler import StepSampler
@@ -65,6 +66,7 @@ class Trainer:
                 raise GanStudioError(
                     f"recipe {recipe.name} was set up for {recipe.num_classes} classes, the "
                     f"dataset has {dataset.num_classes}")
+            check_data_kind(recipe.name, recipe.data_kind, dataset)
             if init_model is not None:
                 recipe.adopt_model_config(init_model.architecture, init_model.config)
             self.dataset = _usable(dataset.at_resolution(recipe.resolution))
@@ -77,10 +79,10 @@ class Trainer:
             self.nets = {role: net.to(self.device).train() for role, net in nets.items()}
             for net in self.nets.values():
                 self.dist.broadcast(net)
-            self.ema = EMA(self.nets["generator"], float(recipe.options["ema_kimg"]),
+            self.ema = EMA(self.nets[recipe.ema_role], float(recipe.options["ema_kimg"]),
                            recipe.options["ema_rampup"])
             if init_model is not None:  # the given generator is already an average: keep it
-                self.ema.module.load_state_dict(self.nets["generator"].state_dict())
+                self.ema.module.load_state_dict(self.nets[recipe.ema_role].state_dict())
             self.optimizers = recipe.make_optimizers(self.nets)
             self.step = 0
             self.images_seen = 0
@@ -123,7 +125,7 @@ class Trainer:
         for net in self.nets.values():
             self.dist.average_buffers(net)
         self.images_seen += self.batch
-        self.ema.update(self.nets["generator"], self.images_seen, self.batch)
+        self.ema.update(self.nets[self.recipe.ema_role], self.images_seen, self.batch)
         self.step += 1
         self.history.add(self.step, metrics)
         self.elapsed_s += time.perf_counter() - start
@@ -216,11 +218,13 @@ class Trainer:
         return self.images_seen / 1000
 
     def export_model(self) -> GenerativeModel:
-        """A GenerativeModel of copies on the CPU: the EMA generator + the other networks."""
+        """A GenerativeModel of copies on the CPU: the EMA generator (or translator) + the
+        other networks."""
+        averaged = self.recipe.ema_role
         with grad_enabled():
             nets = {role: copy.deepcopy(net).to("cpu") for role, net in self.nets.items()
-                    if role != "generator"}
-            nets["generator"] = copy.deepcopy(self.ema.module).to("cpu")
+                    if role != averaged}
+            nets[averaged] = copy.deepcopy(self.ema.module).to("cpu")
         names = list(self.dataset.class_names) if self.recipe.num_classes else None
         provenance = {"recipe": self.recipe.name, "options": self.recipe.options,
                       "steps": self.step, "kimg": round(self.kimg, 3), "seed": self.seed,
@@ -243,7 +247,10 @@ class Trainer:
 
     @torch.no_grad()
     def sample_grid(self, count: int | None = None) -> torch.Tensor:
-        """The EMA generator on the fixed grid latents: one `[H, W, 3]` image, 0..1."""
+        """The EMA generator on the fixed grid latents: one `[H, W, 3]` image, 0..1 (or
+        the recipe's own grid, e.g. a translator's inputs and outputs)."""
+        if hasattr(self.recipe, "sample_grid"):
+            return self.recipe.sample_grid(self)
         z, c = self.grid_latents(count)
         g = self.ema.module
         images = torch.cat([

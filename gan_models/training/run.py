@@ -30,6 +30,7 @@ from .datasets import load_image_folder, write_image_folder
 from .distributed import DistContext
 from .loop import Trainer, learning_rates
 from .options import typed_options
+from .pairs import load_pairs
 from .recipes import RECIPES, make_recipe, recipe_names
 from .run_folder import RunFolder, RunFolderBusy, RunLock, snapshot_step
 from .snapshots import read_state
@@ -235,6 +236,10 @@ class Run:
     def _load_data(self, resolution: int):
         res = int(resolution)
         self.log(f"reading images from {self.s.data} at {res}px")
+        kind = getattr(RECIPES.get(self.s.recipe), "data_kind", "images")
+        if kind != "images":  # image-to-image recipes read two sides (pairs.py)
+            return load_pairs(self.s.data, kind, res, fit=self.s.fit,
+                              background=self.s.background, xflip=self.s.xflip)
         return load_image_folder(self.s.data, res, fit=self.s.fit, background=self.s.background,
                                  xflip=self.s.xflip)
 
@@ -337,7 +342,10 @@ class GraphRun:
         if data.folder:
             source, fit, background = data.folder, data.fit, data.background
         else:  # square already, at the run's resolution: read back as they are
-            source = str(write_image_folder(data, self.folder.data).resolve())
+            write = getattr(data, "write_folder", None)  # two-sided datasets write their own
+            written = write(self.folder.data) if write else write_image_folder(data,
+                                                                                self.folder.data)
+            source = str(written.resolve())
             fit, background = "crop", "#ffffff"
         return RunSettings(data=source, out=str(self.folder.root), recipe=t.recipe.name,
                            options=dict(t.recipe.options), batch=t.batch, seed=t.seed,

@@ -210,6 +210,24 @@ BASES = {
     "GANStudioTrainer": lambda: {"D": dataset(), "T": gan_trainer(), "S": train_steps("T")},
     "GANStudioVAETrainer": lambda: {"D": dataset(), "T": vae_trainer(), "S": train_steps("T")},
     "GANStudioTrainSteps": lambda: {"D": dataset(), "X": gan_trainer(), "T": train_steps()},
+    "GANStudioNeuralStyle": lambda: {
+        "C": empty_image(32, 2), "Y": empty_image(32, 1),
+        "T": {"class_type": "GANStudioNeuralStyle", "inputs": {
+            "content": ["C", 0], "style": ["Y", 0], "steps": 1, "size": 32}},
+        "S": save_image("T")},
+    "GANStudioPairedDataset": lambda: {
+        "T": {"class_type": "GANStudioPairedDataset", "inputs": {
+            "folder": SHAPES, "pairing": "paired", "resolution": 32}},
+        "X": gan_trainer(dataset=["T", 0], recipe="pix2pix", width=4, options="ndf=4"),
+        "S": train_steps()},
+    "GANStudioStyleTrainer": lambda: {
+        "C": empty_image(32, 2), "Y": empty_image(32, 1),
+        "D": {"class_type": "GANStudioPairedDataset", "inputs": {
+            "folder": "", "pairing": "style", "resolution": 32, "images_a": ["C", 0],
+            "images_b": ["Y", 0]}},
+        "T": {"class_type": "GANStudioStyleTrainer", "inputs": {
+            "dataset": ["D", 0], "batch_size": 2, "width": 4}},
+        "S": train_steps("T")},
 }
 
 

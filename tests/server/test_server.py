@@ -53,8 +53,8 @@ def test_loader_dropdown_lists_shipped_and_user_models(server):
 @pytest.mark.parametrize("workflow", API_WORKFLOWS, ids=lambda p: p.stem)
 def test_example_workflow_runs_over_http(server, workflow):
     prompt = json.loads(workflow.read_text())
-    for node in prompt.values():  # training workflows: a few steps prove the plumbing here
-        if node["class_type"] == "GANStudioTrainSteps":
+    for node in prompt.values():  # training and optimising: a few steps prove the plumbing
+        if node["class_type"] in ("GANStudioTrainSteps", "GANStudioNeuralStyle"):
             node["inputs"]["steps"] = 5
     entry = server.run(prompt)
     errors = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
