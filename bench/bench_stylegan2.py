@@ -1,7 +1,7 @@
 """StyleGAN2 generator throughput and peak memory, config-F channel sizes, random weights.
 
     .venv/bin/python bench/bench_stylegan2.py [--resolutions 256 1024] [--batches 1 8]
-                                              [--baseline default|all|none] [--device cpu]
+        [--baseline default|all|none] [--device cpu] [--no-efficiency] [--compile]
 
 Each resolution runs in its own process so peak RSS belongs to that resolution alone
 (it is read after our runs, before the baseline runs). Per case: one warm-up call (at
@@ -14,6 +14,14 @@ out-of-place ops. It is written here from that description, runs on the same wei
 checks that our outputs match (max_abs_diff). By default it is skipped for 1024 px at
 batch 8, which alone would take minutes on two cores. Speedups are given for wall time
 and for process CPU time; on a busy machine the CPU-time ratio is the steadier one.
+
+Efficiency (256 px, batch 1, its own process): the generator's FLOPs (counted by
+torch.utils.flop_counter: convolutions and matmuls) over its best time, as a fraction of
+the machine's measured fp32 peak: the best of a large matmul (MKL) and a large 3x3
+convolution (oneDNN), timed alternately with the generator so load from other processes
+hits both alike. Given for the default thread count and for one thread (on a shared
+machine the one-thread figure is the steadier). Also bf16 autocast against fp32 (speed-up,
+error) and, with --compile, torch.compile's speed-up.
 Prints one JSON object.
 """
 
@@ -22,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -192,14 +201,111 @@ def run_resolution(resolution: int, batches: list[int], baseline: str, device: s
     return rows
 
 
+# --- efficiency: fraction of the measured peak, bf16, compile -----------------------------
+
+def peak_kernels() -> dict:
+    """Dense fp32 kernels whose best rate is the machine's practical peak (FLOPs, fn)."""
+    n = 4096
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    x = torch.randn(1, 512, 64, 64).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(512, 512, 3, 3)
+    return {"matmul_4096": (2 * n ** 3, lambda: torch.mm(a, b)),
+            "conv3x3_512ch_64px": (2 * 64 * 64 * 512 * 512 * 9,
+                                   lambda: F.conv2d(x, w, padding=1))}
+
+
+def run_efficiency(rounds: int, compile_too: bool) -> dict:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    gen = make_generator(256)  # also makes the library importable
+    from gan_models.acceleration import bf16_is_native, precision_context, run_compiled
+
+    z = torch.randn(1, 512, generator=torch.Generator().manual_seed(1))
+    counter = FlopCounterMode(display=False)
+
+    def fp32():
+        return gen(z, None, noise_mode="const")
+
+    def bf16():
+        with precision_context("bf16", "cpu"):
+            return gen(z, None, noise_mode="const").float()
+
+    with torch.no_grad():
+        with counter:
+            fp32()
+        flops = counter.get_total_flops()
+        report = {"resolution": 256, "batch": 1, "gflop_per_image": round(flops / 1e9, 2),
+                  "bf16_native": bf16_is_native("cpu")}
+        report["bf16_error"] = error(bf16(), fp32())
+        threads = torch.get_num_threads()
+        for n_threads in dict.fromkeys([threads, 1]):
+            torch.set_num_threads(n_threads)
+            fns = {"fp32": (flops, fp32), "bf16": (flops, bf16)} | peak_kernels()
+            best = {name: math.inf for name in fns}
+            for _, fn in fns.values():
+                fn()  # warm-up
+            for _ in range(rounds):  # alternate: fp32, bf16, matmul, conv, fp32, ...
+                for name, (_, fn) in fns.items():
+                    start = time.perf_counter()
+                    fn()
+                    best[name] = min(best[name], time.perf_counter() - start)
+            rates = {name: fns[name][0] / best[name] / 1e9 for name in fns}
+            peak = max(v for k, v in rates.items() if k not in ("fp32", "bf16"))
+            report[f"threads_{n_threads}"] = {
+                "generator_s": round(best["fp32"], 4),
+                "generator_gflops": round(rates["fp32"], 1),
+                **{f"{k}_gflops": round(v, 1) for k, v in rates.items()
+                   if k not in ("fp32", "bf16")},
+                "measured_peak_gflops": round(peak, 1),
+                "fraction_of_peak": round(rates["fp32"] / peak, 3),
+                "bf16_s": round(best["bf16"], 4),
+                "bf16_speedup": round(best["fp32"] / best["bf16"], 2)}
+        torch.set_num_threads(threads)
+        if compile_too:
+            start = time.perf_counter()
+            run_compiled(gen, z, None, noise_mode="const")
+            report["compile_first_call_s"] = round(time.perf_counter() - start, 1)
+            report["compile"] = alternate(
+                lambda: run_compiled(gen, z, None, noise_mode="const"), fp32, rounds)
+    return report
+
+
+def error(got: torch.Tensor, want: torch.Tensor) -> dict:
+    """Differences of `got` from `want`: max, RMS, and RMS relative to want's RMS."""
+    diff = got.float() - want.float()
+    rms = diff.square().mean().sqrt()
+    return {"max_abs": float(f"{diff.abs().max():.2e}"), "rms": float(f"{rms:.2e}"),
+            "relative_rms": float(f"{rms / want.float().square().mean().sqrt():.2e}")}
+
+
+def alternate(fast, slow, rounds: int) -> dict:
+    """Best times of `fast` and `slow` run alternately; speed-up and error of fast."""
+    fast(), slow()
+    best_fast = best_slow = math.inf
+    for _ in range(rounds):
+        t, _, out_fast = timed(fast, 1)
+        t_slow, _, out_slow = timed(slow, 1)
+        best_fast, best_slow = min(best_fast, t), min(best_slow, t_slow)
+    return {"seconds": round(best_fast, 4), "fp32_seconds": round(best_slow, 4),
+            "speedup": round(best_slow / best_fast, 2), "error": error(out_fast, out_slow)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolutions", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--baseline", choices=["default", "all", "none"], default="default")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--no-efficiency", action="store_true",
+                        help="skip the fraction-of-peak / bf16 / compile section")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations (efficiency)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--efficiency-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.efficiency_child:
+        print(json.dumps(run_efficiency(args.rounds, args.compile)))
+        return
     if args.child:
         rows = run_resolution(args.child, args.batches, args.baseline, args.device)
         print(json.dumps(rows))
@@ -207,8 +313,14 @@ def main() -> None:
     devices = [args.device] + (["cuda"] if args.device == "cpu" and torch.cuda.is_available()
                                else [])
     report = {"benchmark": "stylegan2 generator, config-F channels, fp32 on CPU",
-              "torch": torch.__version__, "threads": torch.get_num_threads(), "results": []}
+              "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "load_average_at_start": [round(v, 2) for v in os.getloadavg()], "results": []}
     start = time.perf_counter()
+    if not args.no_efficiency and args.device == "cpu":
+        cmd = [sys.executable, __file__, "--efficiency-child", "--rounds", str(args.rounds)]
+        out = subprocess.run(cmd + (["--compile"] if args.compile else []), check=True,
+                             capture_output=True, text=True).stdout
+        report["efficiency"] = json.loads(out.strip().splitlines()[-1])
     for device in devices:
         for res in args.resolutions:
             cmd = [sys.executable, __file__, "--child", str(res), "--device", device,
@@ -216,6 +328,7 @@ def main() -> None:
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             report["results"] += json.loads(out.strip().splitlines()[-1])
     report["total_seconds"] = round(time.perf_counter() - start, 1)
+    report["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     print(json.dumps(report, indent=2))
 
 

@@ -39,7 +39,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from . import registry
+from . import acceleration, registry
 from .errors import CapabilityError, GanStudioError
 from .latent import LatentBatch, one_hot_weights, seeded_normal
 from .memory import ensure_output_fits  # noqa: F401  (moved to memory.py)
@@ -273,16 +273,30 @@ class GenerativeModel:
                 f"{self.describe()} takes {n} {what}")
 
     @torch.no_grad()
-    def synthesize(self, batch: LatentBatch, noise_mode: str = "const") -> torch.Tensor:
-        """Images `[B, C, H, W]` in [-1, 1] on the model's device.
+    def synthesize(self, batch: LatentBatch, noise_mode: str = "const",
+                   precision: str = "fp32", compile: bool = False) -> torch.Tensor:
+        """Images `[B, C, H, W]` in [-1, 1] on the model's device (float32).
 
         noise_mode (style models with per-pixel noise): const (reproducible), random, none.
+        precision: fp32, bf16 or fp16 (GPU); compile: run the network through
+        torch.compile where a compiler works (see `acceleration`).
         """
         self.check_latents(batch)
+        with acceleration.precision_context(precision, self.device):
+            return self._synthesize(batch, noise_mode, precision, compile).float()
+
+    def _synthesize(self, batch: LatentBatch, noise_mode: str, precision: str,
+                    compile: bool) -> torch.Tensor:
+        def run(net, *args, **kwargs):
+            return acceleration.run_compiled(net, *args, **kwargs) if compile else net(
+                *args, **kwargs)
+
         if not self.has_mapping:
             labels = self._labels_for(batch, self.device)
-            return self.generator(batch.values.to(self.device) * batch.truncation_psi, labels)
-        options = {"noise_mode": noise_mode}
+            return run(self.generator, batch.values.to(self.device) * batch.truncation_psi,
+                       labels)
+        # fp16 lets StyleGAN's own float16 layers run (GPU); other precisions are exact.
+        options = {"noise_mode": noise_mode, "force_fp32": precision != "fp16"}
         if batch.view is not None:
             if not self.can_transform:
                 raise CapabilityError(
@@ -290,7 +304,7 @@ class GenerativeModel:
                     "(only StyleGAN3 models can)")
             tx, ty, angle = batch.view
             options["transform"] = self.generator.view_transform((tx, ty), angle).to(self.device)
-        return self.generator.synthesis(self.to_wplus(batch), **options)
+        return run(self.generator.synthesis, self.to_wplus(batch), **options)
 
     @torch.no_grad()
     def to_wplus(self, batch: LatentBatch) -> torch.Tensor:
@@ -384,11 +398,13 @@ class GenerativeModel:
 
 def generate_in_chunks(model: GenerativeModel, batch: LatentBatch, chunk_size: int,
                        on_chunk: Callable[[int, torch.Tensor], None] | None = None,
-                       noise_mode: str = "const") -> torch.Tensor:
+                       noise_mode: str = "const", precision: str = "fp32",
+                       compile: bool = False) -> torch.Tensor:
     """Synthesize a batch chunk by chunk; returns `[B, H, W, C]` float32 0..1 on the CPU.
 
     on_chunk(done, images_of_chunk) is called after each chunk (progress, previews,
-    interruption); peak device memory stays bounded by the chunk size.
+    interruption); peak device memory stays bounded by the chunk size. precision and
+    compile as in `GenerativeModel.synthesize`.
     """
     if chunk_size < 1:
         raise GanStudioError(f"chunk size must be at least 1, got {chunk_size}")
@@ -396,7 +412,8 @@ def generate_in_chunks(model: GenerativeModel, batch: LatentBatch, chunk_size: i
     done = 0
     for start in range(0, len(batch), chunk_size):
         chunk = batch.select(slice(start, start + chunk_size))
-        images = to_unit_hwc(model.synthesize(chunk, noise_mode=noise_mode)).cpu()
+        images = to_unit_hwc(model.synthesize(chunk, noise_mode=noise_mode,
+                                              precision=precision, compile=compile)).cpu()
         out.append(images)
         done += len(chunk)
         if on_chunk is not None:

@@ -273,6 +273,10 @@ class SynthesisBlock(nn.Module):
         # ws: [B, num_conv + num_torgb, w_dim]
         fp16 = self.use_fp16 and not force_fp32 and ws.device.type == "cuda"
         dtype = torch.float16 if fp16 else torch.float32
+        if not fp16 and torch.is_autocast_enabled(ws.device.type):
+            # Activations stay in the autocast dtype: casting them back to float32 between
+            # layers would only add passes (the convolutions cast them again).
+            dtype = torch.get_autocast_dtype(ws.device.type)
         fmt = _memory_format(ws.device, self.channels_last and fp16)
         w_iter = iter(ws.unbind(dim=1))
         if self.in_channels == 0:

@@ -64,7 +64,7 @@ def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
         return torch.as_tensor(f / f.sum(), dtype=torch.float32)
     # jinc(r) = J1(2 pi fc r) / (pi r): the 2D disc low-pass; its limit at r=0 is fc.
     x = t / fs
-    r = torch.as_tensor(np.hypot(*np.meshgrid(x, x)), dtype=torch.float64)
+    r = torch.as_tensor(np.hypot(*np.meshgrid(x, x)), dtype=torch.float64, device="cpu")
     safe = torch.where(r > 0, r, torch.ones_like(r))
     jinc = torch.special.bessel_j1(2 * math.pi * cutoff * safe) / (math.pi * safe)
     f = torch.where(r > 0, jinc, torch.full_like(r, cutoff)).numpy() * np.outer(window, window)
@@ -99,9 +99,10 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
                      input_gain: torch.Tensor | None = None) -> torch.Tensor:
     """StyleGAN3's modulated conv: x `[N, I, H, W]`, weight `[O, I, k, k]`, styles `[N, I]`;
     input_gain (a scalar tensor) scales the result after demodulation."""
-    if demodulate:
+    if demodulate and x.dtype == torch.float16:
         # Normalise weight and styles to unit RMS first (demodulation cancels the scale)
-        # so the per-sample weights stay in range in fp16.
+        # so the per-sample weights stay in range in fp16. float32 and bfloat16 have the
+        # range without it, and skip two passes over the weight.
         weight = weight * weight.square().mean([1, 2, 3], keepdim=True).rsqrt()
         styles = styles * styles.square().mean().rsqrt()
     return ops.modulated_conv2d(x, weight, styles, padding=padding, demodulate=demodulate,
@@ -242,9 +243,12 @@ class SynthesisLayer(nn.Module):
         if self.is_torgb:
             styles = styles / math.sqrt(self.in_channels * self.conv_kernel ** 2)
         fp16 = self.use_fp16 and not force_fp32 and x.device.type == "cuda"
-        dtype = torch.float16 if fp16 else torch.float32
+        # Under autocast the convolution picks the dtype; a cast here would only add a pass.
+        autocast = torch.is_autocast_enabled(x.device.type)
+        dtype = torch.float16 if fp16 else (x.dtype if autocast else torch.float32)
         x = modulated_conv2d(x.to(dtype), self.weight, styles, demodulate=not self.is_torgb,
                              padding=self.conv_kernel - 1, input_gain=input_gain)
+        dtype = x.dtype
         return filtered_lrelu(
             x, fu=self.up_filter, fd=self.down_filter, b=self.bias.to(dtype),
             up=self.up_factor, down=self.down_factor, padding=self.padding,

@@ -3,14 +3,16 @@
 Two equivalent ways to run it; `fused_modconv=None` picks per call:
 - fused: build a weight per sample (weight * style * demod). With one sample this is a
   single plain convolution; with more it is one grouped convolution (groups = batch).
+  The default for one sample when the weight is no larger than the input.
 - plain: scale the input channels by the styles, convolve with the shared weight, scale
   the output channels by the demodulation coefficients. One big batched convolution and
-  no per-sample weights; the default for batches > 1.
+  no per-sample weights; the default for batches > 1 and for small, many-channel inputs.
 """
 
 from __future__ import annotations
 
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 
 from .conv2d_resample import conv2d_resample
 
@@ -18,11 +20,28 @@ from .conv2d_resample import conv2d_resample
 def squared_taps(weight: torch.Tensor) -> torch.Tensor:
     """`[O, I]` sum of squared kernel taps (at least float32): what demodulation needs.
 
-    One fused norm kernel: no weight-sized temporary, one pass over the weight.
+    One fused norm kernel: no weight-sized temporary, one pass over the weight. Without
+    autograd the result is kept per weight tensor until the weight changes (its version
+    counter moves), so generation does not re-read every weight on every call.
     """
+    cacheable = not (torch.is_grad_enabled() and weight.requires_grad) and (
+        not torch.compiler.is_compiling())
+    if cacheable:
+        hit = _taps_cache.get(weight)
+        if hit is not None and hit[0] == weight._version and hit[1].device == weight.device:
+            return hit[1]
     dtype = torch.promote_types(weight.dtype, torch.float32)
     flat = weight.to(dtype).reshape(weight.shape[0], weight.shape[1], -1)
-    return torch.linalg.vector_norm(flat, dim=2).square()
+    wsq = torch.linalg.vector_norm(flat, dim=2).square()
+    if cacheable:
+        try:
+            _taps_cache[weight] = (weight._version, wsq)
+        except TypeError:  # tensors that cannot be weakly referenced: no cache
+            pass
+    return wsq
+
+
+_taps_cache = WeakIdKeyDictionary()  # weight tensor -> (version, squared taps)
 
 
 def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor,
@@ -68,7 +87,9 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
         weight_sq = None
     if fused_modconv is None:
-        fused_modconv = batch == 1
+        # One sample: modulate whichever is smaller, the weight or the input (small
+        # images with many channels: the input). More samples: one shared-weight conv.
+        fused_modconv = batch == 1 and weight.numel() <= x.numel()
     scale = demod_coefficients(weight, styles, weight_sq) * gain if demodulate else None
     grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, weight, styles, noise, bias))

@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import polyphase
+
 
 def _pair(value) -> tuple[int, int]:
     """int or (x, y) -> (x, y)."""
@@ -139,11 +141,32 @@ def upfirdn2d_bias(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, paddin
         return _resample(x, kernel, (upy, upx), (downy, downx), (py0, py1), (px0, px1),
                          flip_filter, bias)
     fx, fy = pair
+    grad = torch.is_grad_enabled() and (x.requires_grad or (
+        bias is not None and bias.requires_grad))
+    if not grad and max(upx, upy) > 1 and not torch.compiler.is_compiling():
+        # Polyphase: each upsampled axis filters the small image once per phase; no
+        # zero-stuffed image and no multiply-add on inserted zeros.
+        for taps, up_, down_, pads, axis in ((fx, upx, downx, (px0, px1), 3),
+                                            (fy * gain, upy, downy, (py0, py1), 2)):
+            taps = (taps if flip_filter else taps.flip(0)).to(x.device)
+            x = _polyphase_or_plain(x, taps, up_, down_, pads, axis)
+        x = x.contiguous(memory_format=torch.channels_last)
+        return x if bias is None else x.add_(bias.to(x.dtype).reshape(1, -1, 1, 1))
     # Horizontal pass, then vertical pass; the gain and bias ride on the second one.
     x = _resample(x, fx[None, :].to(x.dtype), (1, upx), (1, downx), (0, 0), (px0, px1),
                   flip_filter, None)
     return _resample(x, (fy * gain)[:, None].to(x.dtype), (upy, 1), (downy, 1), (py0, py1),
                      (0, 0), flip_filter, bias)
+
+
+def _polyphase_or_plain(x, taps, up, down, pads, axis):
+    """One axis: polyphase when it upsamples, else one strided depthwise pass."""
+    if up > 1:
+        return polyphase.upsample_axis(x, taps, up, pads, down, axis)
+    kernel = taps.flip(0).to(x.dtype)  # _resample convolves: give it the filter itself
+    if axis == 3:
+        return _resample(x, kernel[None, :], (1, 1), (1, down), (0, 0), pads, False, None)
+    return _resample(x, kernel[:, None], (1, 1), (down, 1), pads, (0, 0), False, None)
 
 
 def _resample(x: torch.Tensor, kernel: torch.Tensor, up: tuple[int, int],

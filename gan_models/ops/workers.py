@@ -1,0 +1,53 @@
+"""Independent tiles of work on single-threaded workers.
+
+Cache-sized tiles make many small ops. Split across the intra-op thread pool, each op pays a
+fork/join, and on a busy machine a join waits for whichever thread the OS scheduled last.
+Instead each tile runs start to end on one worker thread whose ops are single-threaded
+(`torch.set_num_threads(1)` is per thread), and the workers share nothing but the output
+they write to (disjoint regions). PyTorch ops release the GIL, so the workers run in
+parallel; only the Python glue between ops is serialised.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_lock = threading.Lock()
+
+
+def _single_threaded() -> None:
+    torch.set_num_threads(1)
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    with _lock:
+        if workers not in _pools:
+            _pools[workers] = ThreadPoolExecutor(
+                max_workers=workers, initializer=_single_threaded,
+                thread_name_prefix="gan-studio-tiles")
+        return _pools[workers]
+
+
+def run_tiles(fn: Callable[[object], None], tiles: Iterable, workers: int) -> None:
+    """Call `fn(tile)` for every tile, on `workers` single-threaded threads (inline when
+    that is one worker or one tile). The caller's grad and inference modes apply inside;
+    autocast does not (thread-local), so `fn` must choose its dtypes itself."""
+    tiles = list(tiles)
+    if workers <= 1 or len(tiles) <= 1:
+        for tile in tiles:
+            fn(tile)
+        return
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def task(tile):
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            fn(tile)
+
+    futures = [_pool(workers).submit(task, tile) for tile in tiles]
+    for future in futures:
+        future.result()
