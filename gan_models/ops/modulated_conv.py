@@ -24,8 +24,10 @@ def squared_taps(weight: torch.Tensor) -> torch.Tensor:
     autograd the result is kept per weight tensor until the weight changes (its version
     counter moves), so generation does not re-read every weight on every call.
     """
+    # Inference tensors (weights loaded under ComfyUI's inference mode) have no version
+    # counter to check, so they are never cached.
     cacheable = not (torch.is_grad_enabled() and weight.requires_grad) and (
-        not torch.compiler.is_compiling())
+        not weight.is_inference()) and not torch.compiler.is_compiling()
     if cacheable:
         hit = _taps_cache.get(weight)
         if hit is not None and hit[0] == weight._version and hit[1].device == weight.device:
