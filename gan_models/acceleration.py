@@ -4,7 +4,7 @@ precision:
 - "fp32" (default): float32 everywhere, the reference numbers.
 - "bf16": bfloat16 autocast (convolutions and matmuls in bf16, float32 accumulation).
   On CPUs with AVX512-BF16 or AMX, and on recent GPUs, that is up to twice the arithmetic
-  rate; images differ from fp32 by about 1 % of their range (see ERROR_NOTE).
+  rate; images differ from fp32 by 0.4-2.3 % of their RMS (see ERROR_NOTE).
 - "fp16": float16 autocast plus the float16 layers StyleGAN models declare
   (`num_fp16_res`), as NVlabs runs them. GPU only.
 
@@ -27,10 +27,10 @@ from .errors import GanStudioError
 PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-# Measured with bench/bench_stylegan2.py and bench_stylegan3.py (images in [-1, 1]):
-# shown as the node's tooltip so people know what they trade.
-ERROR_NOTE = ("bf16 differs from fp32 by about 0.01 RMS (max about 0.1) on images in "
-              "[-1, 1]; fp16 (GPU only) by about 0.001 RMS")
+# Measured with bench/bench_stylegan2.py and bench_stylegan3.py (256 px, batch 1, CPU);
+# shown in the Generate Images tooltip so people know what they trade.
+ERROR_NOTE = ("bf16 images differ from fp32 by 0.4-2.3 % of their RMS (StyleGAN3-T 0.4 %, "
+              "StyleGAN3-R 1.0 %, StyleGAN2 2.3 %); fp16 was not measured (no GPU here)")
 
 
 def check_precision(precision: str, device: torch.device | str) -> None:
