@@ -69,4 +69,19 @@ $PY scripts/class_sheet.py "$RUNS/stylegan2/model-${MINUTES}min.safetensors" \
 $PY scripts/export_model.py "$RUNS/stylegan2" "$TARGET" --half \
     --data-note "Twemoji 64x64 (npm emoji-datasource-twitter@16.0.0), CC-BY-4.0, Twitter, Inc. and other contributors; 9 Unicode categories as classes" \
     --command "bash scripts/train_starter_model.sh (MINUTES=$MINUTES SHIP_MINUTES=$SHIP_MINUTES)"
+# 5. fine-tunes that StyleGAN2 for FINETUNE_MINUTES (default 22, one thread) against a projected
+#    discriminator (frozen EfficientNet-Lite0 features; docs/models.md) and exports the result.
+FINETUNE_MINUTES=${FINETUNE_MINUTES:-22}
+if [ "$FINETUNE_MINUTES" != 0 ]; then
+    BASE="$RUNS/stylegan2-${SHIP_MINUTES}min.safetensors"
+    [ -f "$BASE" ] || cp "$TARGET" "$BASE"
+    OMP_NUM_THREADS=1 $PY -m gan_models train --data "$DATA" --recipe projected-stylegan2 \
+        --init "$BASE" --batch 16 --seed 1 --kimg 1000 --minutes "$FINETUNE_MINUTES" \
+        --snap-every 200 --log-every 25 --keep 3 --resume --option projected_size=96 \
+        --option lr_g=0.0005 --out "$RUNS/projected" >>"$RUNS/projected.log" 2>&1 \
+        || { echo "fine-tuning failed: see $RUNS/projected.log" >&2; exit 1; }
+    $PY scripts/export_model.py "$RUNS/projected" "$TARGET" --half \
+        --data-note "Twemoji 64x64 (npm emoji-datasource-twitter@16.0.0), CC-BY-4.0, Twitter, Inc. and other contributors; 9 Unicode categories as classes" \
+        --command "bash scripts/train_starter_model.sh (MINUTES=$MINUTES SHIP_MINUTES=$SHIP_MINUTES FINETUNE_MINUTES=$FINETUNE_MINUTES)"
+fi
 echo "starter model: $TARGET"
