@@ -26,8 +26,8 @@ def squared_taps(weight: torch.Tensor) -> torch.Tensor:
     """
     # Inference tensors (weights loaded under ComfyUI's inference mode) have no version
     # counter to check, so they are never cached.
-    cacheable = not (torch.is_grad_enabled() and weight.requires_grad) and (
-        not weight.is_inference()) and not torch.compiler.is_compiling()
+    cacheable = not torch.compiler.is_compiling() and not (
+        torch.is_grad_enabled() and weight.requires_grad) and not weight.is_inference()
     if cacheable:
         hit = _taps_cache.get(weight)
         if hit is not None and hit[0] == weight._version and hit[1].device == weight.device:
