@@ -16,6 +16,7 @@ from comfy_api.v0_0_2 import ComfyExtension, io
 from ..gan_models.training.shapes import write_shapes_folder
 from . import (
     condition,
+    edit,
     image_to_image,
     interpolate,
     latent_batch,
@@ -30,7 +31,7 @@ from . import (
 )
 
 NODE_MODULES = (load, sample, condition, text, style, interpolate, latent_batch, latent_io,
-                translate, image_to_image, train, vae)
+                translate, image_to_image, train, vae, edit)
 MODEL_FOLDER = load.MODEL_FOLDER
 PACK_ROOT = Path(__file__).resolve().parent.parent
 PACK_MODELS = PACK_ROOT / "models"  # models shipped with the pack
@@ -51,6 +52,7 @@ def register_model_folders() -> None:
         folder_paths.add_model_folder_path(MODEL_FOLDER, str(shipped))
     _paths, exts = folder_paths.folder_names_and_paths[MODEL_FOLDER]
     exts.update({".safetensors", ".pkl", ".pt", ".pth"})
+    edit.register_folders()  # models/gan_directions, models/gan_perceptual
 
 
 EXAMPLE_DATASET = "gan_studio_shapes"  # the training workflows' dataset folder

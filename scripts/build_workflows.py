@@ -260,12 +260,65 @@ def photo_to_style(wf) -> None:
             "the photo; press Cancel any time to get the best image so far.", near=styled)
 
 
+def edit_sliders(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=STARTER_MODEL)
+    latents = wf.add("GANStudioSampleLatents", model=model.out(), seed=1, batch_size=1,
+                     truncation_psi=0.7)
+    found = wf.add("GANStudioFindDirections", model=model.out(), method="sefa", count=8)
+    explore = wf.add("GANStudioDirectionExplorer", model=model.out(), latents=latents.out(),
+                     directions=found.out(0), show="0-5", strengths="-4, -2, 0, 2, 4")
+    wf.add("SaveImage", images=explore.out(0), filename_prefix="gan_studio/directions")
+    first = wf.add("GANStudioApplyDirection", title="Apply Direction (slider 1)",
+                   model=model.out(), latents=latents.out(), directions=found.out(0),
+                   direction="1", strength=-2.0)
+    second = wf.add("GANStudioApplyDirection", title="Apply Direction (slider 5)",
+                    model=model.out(), latents=first.out(), directions=found.out(0),
+                    direction="5", strength=3.0)
+    images = wf.add("GANStudioGenerate", model=model.out(), latents=second.out())
+    wf.add("SaveImage", images=images.out(), filename_prefix="gan_studio/edited")
+    wf.note("**Edit a sample with sliders.** Find Directions reads the model's weights (SeFa) "
+            "and lists its strongest directions; Direction Explorer shows what each does "
+            "(rows) at five strengths (columns). Pick the ones you like and drag the "
+            "`strength` sliders of the Apply Direction nodes (chain more for more edits; 1 = "
+            "one standard deviation of the model's style vectors). `ganspace` and `classes` "
+            "(towards each emoji category) are other methods; Save Directions keeps them.",
+            near=found)
+
+
+def project_and_animate(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=STARTER_MODEL)
+    image = wf.add("LoadImage", image="gan_studio_emoji_grinning.png")
+    projected = wf.add("GANStudioProjectImage", model=model.out(), images=image.out(0),
+                       mask=image.out(1), space="auto", steps=200, perceptual="auto")
+    wf.add("SaveImage", images=projected.out(2), filename_prefix="gan_studio/projected")
+    found = wf.add("GANStudioFindDirections", model=model.out(), method="sefa", count=8)
+    edit = wf.add("GANStudioApplyDirection", model=model.out(), latents=projected.out(0),
+                  directions=found.out(0), direction="2", strip="0, -2.5, 0, 2.5")
+    path = wf.add("GANStudioKeyframePath", model=model.out(), keyframes=edit.out(),
+                  frames_per_segment=12, interpolation="spline", easing="ease-in-out",
+                  loop=True)
+    frames = wf.add("GANStudioGenerate", model=model.out(), latents=path.out())
+    wf.add("SaveAnimatedWEBP", images=frames.out(), filename_prefix="gan_studio/projected_loop",
+           fps=12.0, lossless=True, quality=90, method="default")
+    wf.note("**Project your image, then animate it.** Project Image searches the model for "
+            "the latent that draws your picture (w+ for StyleGAN: one style per layer; 200 "
+            "steps take about a minute on a CPU; Cancel keeps the best so far). The "
+            "comparison shows input | reconstruction. Apply Direction moves it both ways "
+            "along SeFa direction 2 (`strip` lists the keyframes: bolder, back, paler) and "
+            "Keyframe Path loops through them; try other directions, or `classes` to move "
+            "towards an emoji category. Load your own image (any size: it is cropped to "
+            "64 px); emoji-like pictures suit the shipped model. Save Latents keeps the "
+            "projection.",
+            near=projected)
+
+
 WORKFLOWS = {"sample_grid": sample_grid, "class_grid": class_grid,
              "looping_animation": looping_animation, "seed_morph": seed_morph,
              "style_mixing": style_mixing, "stylegan3_transform": stylegan3_transform,
              "vae_morph": vae_morph, "latent_arithmetic": latent_arithmetic,
              "train_from_folder": train_from_folder, "fine_tune": fine_tune,
-             "sketch_to_emoji": sketch_to_emoji, "photo_to_style": photo_to_style}
+             "sketch_to_emoji": sketch_to_emoji, "photo_to_style": photo_to_style,
+             "edit_sliders": edit_sliders, "project_and_animate": project_and_animate}
 
 
 def missing_models(engine, api: dict) -> list[str]:

@@ -3,6 +3,7 @@
     seeds     '1, 5, 42'   '0-7'   '7-0' (descending)          each within 0..MAX_SEED
     indices   '0, 2-4'   '4-2'   '-1' (the last)   '-3--1'     negative counts from the end
     mixes     'cat'   'cat:0.7, dog:0.3'   'cat:0.7 + dog:0.3, bird'
+    numbers   '-3, -1.5, 0, 1.5, 3'  (finite floats, no ranges)
 
 Items are separated by commas, semicolons or new lines; ranges are inclusive and run either
 way. In a mix each comma-separated entry is one weighted mix of names joined by '+'; the
@@ -89,6 +90,33 @@ def parse_seeds(text: str, limit: int = MAX_LIST_ITEMS) -> list[int]:
 def parse_indices(text: str, limit: int = MAX_LIST_ITEMS) -> list[int]:
     """Positions in a batch: '0, 2-4', '7-0' (reversed), '-1' (the last)."""
     return parse_int_list(text, "index", "indices", limit=limit, example="0, 2-4 or -1")
+
+
+def parse_float_list(text: str, what: str = "value", plural: str = "values",
+                     minimum: float | None = None, maximum: float | None = None,
+                     limit: int = 256, example: str = "-2, 0, 2") -> list[float]:
+    """'-3, -1.5, 0, 1.5, 3' -> finite floats in order (no ranges), at most `limit`."""
+    tokens = _tokens(text, plural)
+    if not tokens:
+        raise GanStudioError(f"no {plural} given; write e.g. {example}")
+    if len(tokens) > limit:
+        raise GanStudioError(f"{len(tokens):,} {plural} is more than the limit of {limit:,}")
+    out = []
+    for token in tokens:
+        try:
+            value = float(token)
+        except ValueError:
+            raise GanStudioError(f"{_show(token)} is not a number; write e.g. {example}") \
+                from None
+        if not math.isfinite(value):
+            raise GanStudioError(f"{what} {_show(token)} is not a finite number")
+        if (minimum is not None and value < minimum) or (maximum is not None
+                                                           and value > maximum):
+            lo = -math.inf if minimum is None else minimum
+            hi = math.inf if maximum is None else maximum
+            raise GanStudioError(f"{what} {value:g} is outside {lo:g}..{hi:g}")
+        out.append(value)
+    return out
 
 
 def _span(token: str, what: str, example: str) -> _Span:
