@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import registry
 from ..model import GenerativeModel
 from . import detect
 from .importers import Importer, Probe, register_importer
-from .native import file_sha256
-from .torch_state import load_strict, read_state, state_keys
+from .torch_state import read_state, state_keys, translator_from_state
 
 FORMAT = "fast-style-pth"
 MARKERS = {"conv1.conv2d.weight", "res1.conv1.conv2d.weight", "deconv3.conv2d.weight"}
@@ -29,12 +27,7 @@ def load_fast_style(path: str | Path) -> GenerativeModel:
     state = {k: v for k, v in read_state(path).items() if not k.endswith(STALE)}
     width = int(state["conv1.conv2d.weight"].shape[0]) if "conv1.conv2d.weight" in state else 32
     config = {"width": width, "resolution": 256}
-    net = registry.build("fast-style", config)["translator"]
-    load_strict(net, state, path.name)
-    model = GenerativeModel("fast-style", config, {"translator": net}, metadata={
-        "source": {"format": FORMAT, "file": path.name, "sha256": file_sha256(path)}})
-    model.name = path.stem
-    return model
+    return translator_from_state("fast-style", config, state, path, FORMAT)
 
 
 def _recognise(probe: Probe) -> bool:

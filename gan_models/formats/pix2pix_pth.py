@@ -15,13 +15,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .. import registry
 from ..errors import CheckpointError
 from ..model import GenerativeModel
 from . import detect
 from .importers import Importer, Probe, register_importer
-from .native import file_sha256
-from .torch_state import load_strict, read_state, state_keys
+from .torch_state import read_state, state_keys, translator_from_state
 
 FORMAT = "pix2pix-pth"
 _BLOCK = re.compile(r"^model\.(\d+)\.conv_block\.(\d+)\.weight$")
@@ -72,15 +70,7 @@ def load_pix2pix(path: str | Path) -> GenerativeModel:
     path = Path(path)
     state = drop_stale_norm_stats(read_state(path))
     architecture, config = layout(state, path.name)
-    try:
-        net = registry.build(architecture, config)["translator"]
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path.name}: {exc}") from None
-    load_strict(net, state, path.name)
-    model = GenerativeModel(architecture, config, {"translator": net}, metadata={
-        "source": {"format": FORMAT, "file": path.name, "sha256": file_sha256(path)}})
-    model.name = path.stem
-    return model
+    return translator_from_state(architecture, config, state, path, FORMAT)
 
 
 def _recognise(probe: Probe) -> bool:

@@ -17,8 +17,11 @@ from pathlib import Path
 
 import torch
 
+from .. import registry
 from ..errors import CheckpointError
+from ..model import GenerativeModel
 from . import detect
+from .native import file_sha256
 from .safe_pickle import check_torch_save
 
 MAX_PICKLE_BYTES = 64 << 20   # the pickle of a state dict is small (names + storage refs)
@@ -104,3 +107,17 @@ def load_strict(net: torch.nn.Module, state: dict[str, torch.Tensor], source: st
             raise CheckpointError(f"{source}: {k} has shape {tuple(v.shape)}, the network "
                                   f"expects {tuple(own[k].shape)}")
     net.load_state_dict({**own, **state}, strict=True)
+
+
+def translator_from_state(architecture: str, config: dict, state: dict[str, torch.Tensor],
+                          path: Path, fmt: str) -> GenerativeModel:
+    """A registered translator built from `config` within the loader budgets (sizes checked
+    against the file's size first), its weights loaded strictly from `state`, wrapped with
+    the file's name and sha256 as its source."""
+    net = registry.build(architecture, config, source=path.name,
+                         file_bytes=path.stat().st_size)["translator"]
+    load_strict(net, state, path.name)
+    model = GenerativeModel(architecture, config, {"translator": net}, metadata={
+        "source": {"format": fmt, "file": path.name, "sha256": file_sha256(path)}})
+    model.name = path.stem
+    return model
