@@ -98,8 +98,9 @@ def run_compiled(module: nn.Module, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - a missing toolchain shows up here
-        with _lock:
+        out = module(*args, **kwargs)  # an error of the inputs raises here again, as is
+        with _lock:  # the plain module works: the compiler was the problem
             _failed[module] = True
             _compiled.pop(module, None)
         compile_status["last"] = f"torch.compile failed, running uncompiled: {exc}"
-        return module(*args, **kwargs)
+        return out

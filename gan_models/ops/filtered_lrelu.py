@@ -12,12 +12,14 @@ the upsampled image, as in NVlabs `filtered_lrelu`, so their layer paddings appl
 A 1D filter is separable (two depthwise 1D passes); a 2D one (radial) is applied as is.
 
 Two implementations give the same values (within float rounding):
-- tiled (inference, the default without autograd): the output is made in strips of rows,
-  and each strip runs the whole chain on a few megabytes that stay in the CPU's caches:
-  bias on the input window, polyphase upsampling (rows, then columns; see `polyphase`),
-  gain + leaky ReLU + clamp in place, then strided downsampling (rows, then columns).
-  Neither the zero-stuffed image nor the full-size upsampled image is ever made, and no
-  multiply-add is spent on inserted zeros or on pixels the downsampling drops.
+- tiled (inference, the default without autograd): the output is made tile by tile (a
+  group of channels x a strip of output rows), each tile start to end on one
+  single-threaded worker (see `workers`) and on a few megabytes that stay in the CPU's
+  caches: bias on the input window, polyphase upsampling (columns, then rows; see
+  `polyphase`), gain + leaky ReLU + clamp in place, strided downsampling (rows, then
+  columns, or one 2D pass for radial filters). Neither the zero-stuffed image nor the
+  full-size upsampled image is ever made, and no multiply-add is spent on inserted zeros
+  or on pixels the downsampling drops.
 - composed (with autograd, and for 2D up filters): `upfirdn2d` -> `bias_act` ->
   `upfirdn2d` on whole tensors, whose gradients of every order are known.
 """
@@ -33,12 +35,12 @@ import torch.nn.functional as F
 from .bias_act import bias_act
 from .polyphase import block_weights, phase_kernels, window
 from .upfirdn2d import filter_size, parse_padding, upfirdn2d
-from .workers import run_tiles
+from .workers import run_tiles, settle_allocator
 
-# Tiles: output rows per strip (few: the banded row matrices grow with the square of the
-# strip height) and, on the CPU, bytes of upsampled activations per tile, which set the
-# channel group: small enough to stay in the caches, large enough that each op has work
-# for every thread. Elsewhere a tile is the whole batch and every channel.
+# Tiles: output rows per strip (each strip also recomputes the downsampling filter's halo
+# of upsampled rows, so not too few) and, on the CPU, the bytes of upsampled activations
+# per tile, which set the channel group: small enough to stay in one core's share of the
+# caches. Elsewhere (GPUs) a tile is the whole batch and every channel.
 STRIP_ROWS_CPU = 16
 STRIP_ROWS_OTHER = 32
 TILE_BYTES_CPU = 6 << 20
@@ -184,6 +186,12 @@ def _tiled(x, fu, fd, b, up, down, pads, out_size, gain, slope, clamp, flip_filt
     x_nhwc, out_nhwc = x.permute(0, 2, 3, 1), out.permute(0, 2, 3, 1)
 
     def tile(where):
+        # Every op runs in x's dtype, also inline (where the caller's autocast would cast
+        # the convs), so results do not depend on the thread count.
+        with torch.autocast(device.type, enabled=False):
+            _tile(where)
+
+    def _tile(where):
         s0, c0, o0 = where
         c1, n_rows = min(c0 + cg, c), min(rows, out_h - o0)
         ch = c1 - c0
@@ -219,5 +227,7 @@ def _tiled(x, fu, fd, b, up, down, pads, out_size, gain, slope, clamp, flip_filt
 
     tiles = [(s0, c0, o0) for s0 in range(0, n, group) for c0 in range(0, c, cg)
              for o0 in range(0, out_h, rows)]
+    if cpu:
+        settle_allocator()
     run_tiles(tile, tiles, torch.get_num_threads() if cpu else 1)
     return out

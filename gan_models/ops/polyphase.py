@@ -81,18 +81,19 @@ def window(x_nhwc: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int],
     inside = (ir0, ir1, ic0, ic1) == (r0, r1, c0, c1)
     out = x_nhwc.new_empty(shape) if inside else x_nhwc.new_zeros(shape)
     if ir1 > ir0 and ic1 > ic0:
-        dst = out[:, ir0 - r0:ir1 - r0, ic0 - c0:ic1 - c0]
-        src = x_nhwc[:, ir0:ir1, ic0:ic1].unsqueeze(3).expand(dst.shape)
-        if scale is not None:
-            scale = scale[:, None, None, None, :].expand(dst.shape)
-            if bias is None:
-                torch.mul(src, scale, out=dst)
+        src = x_nhwc[:, ir0:ir1, ic0:ic1]
+        for q in range(copies):  # one op per copy: each vectorises over the channels
+            dst = out[:, ir0 - r0:ir1 - r0, ic0 - c0:ic1 - c0, q]
+            if scale is not None:
+                s = scale[:, None, None, :].expand(dst.shape)
+                if bias is None:
+                    torch.mul(src, s, out=dst)
+                else:
+                    torch.addcmul(bias.expand(dst.shape), src, s, out=dst)
+            elif bias is None:
+                dst.copy_(src)
             else:
-                torch.addcmul(bias.expand(dst.shape), src, scale, out=dst)
-        elif bias is None:
-            dst.copy_(src)
-        else:
-            torch.add(src, bias.expand(dst.shape), out=dst)
+                torch.add(src, bias, out=dst)
     return out.view(n, r1 - r0, c1 - c0, copies * c).permute(0, 3, 1, 2)
 
 

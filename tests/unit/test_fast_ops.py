@@ -262,3 +262,28 @@ def test_polyphase_upfirdn2d_matches_reference(up, down, padding):
     want = F.conv2d(big, kernel, groups=c)[:, :, ::downy, ::downx] + b.double()[:, None, None]
     assert got.shape == want.shape
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_compile_keeps_input_errors_as_they_are(monkeypatch):
+    net = torch.nn.Linear(3, 2)
+    monkeypatch.setattr(torch, "compile", lambda module, **kwargs: module.forward)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        acceleration.run_compiled(net, torch.randn(4, 5))
+    assert net not in acceleration._failed  # still compiled next time
+
+
+@pytest.mark.parametrize("k,flip_weight", [(3, False), (3, True), (1, True), (4, False)])
+def test_transposed_conv_by_phases_equals_conv_transpose(k, flip_weight, monkeypatch):
+    import importlib
+    cr = importlib.import_module("gan_models.ops.conv2d_resample")
+    from gan_models.ops.upfirdn2d import setup_filter
+    torch.manual_seed(7)
+    x = torch.randn(2, 6, 9, 11)
+    w = torch.randn(5, 6, k, k)
+    f = setup_filter([1, 3, 3, 1])
+    with torch.no_grad():
+        monkeypatch.setattr(cr, "PHASE_MIN_PIXELS", 10 ** 9)
+        want = cr.conv2d_resample(x, w, f, up=2, padding=k // 2, flip_weight=flip_weight)
+        monkeypatch.setattr(cr, "PHASE_MIN_PIXELS", 1)
+        got = cr.conv2d_resample(x, w, f, up=2, padding=k // 2, flip_weight=flip_weight)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
