@@ -120,3 +120,14 @@ def _resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         return x
     return F.interpolate(x, size=(h, w), mode="bilinear", antialias=True,
                          align_corners=False).clamp(0, 1)
+
+
+def label_font(size: int = 12):
+    """PIL's built-in font at `size` for labels on picture sheets (older Pillow has one
+    bitmap size)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        return ImageFont.load_default()

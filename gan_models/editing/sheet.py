@@ -5,21 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from ..errors import GanStudioError
+from ..images import label_font
 
 MIN_CELL = 96  # small images are enlarged by a whole factor to at least this size
 PAD = 4
 BACKGROUND = (255, 255, 255)
 INK = (40, 40, 40)
-
-
-def _font(size: int = 12):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: the fixed bitmap font
-        return ImageFont.load_default()
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
@@ -40,7 +34,7 @@ def labelled_grid(images: torch.Tensor, rows: int, cols: int, row_labels: list[s
                              f"row and {len(col_labels)} column labels")
     k = max(1, -(-MIN_CELL // max(h, w)))  # whole-number enlargement, pixels stay sharp
     ch, cw = h * k, w * k
-    font = _font()
+    font = label_font()
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     label_w = min(160, max(int(probe.textlength(t, font=font)) for t in row_labels) + 2 * PAD)
     head_h = 18

@@ -102,18 +102,23 @@ def sample_labels(model, dataset, num: int, seed: int) -> torch.Tensor | None:
     return torch.nn.functional.one_hot(to_model[drawn], model.num_classes).float()
 
 
-def generated_features(model, extract, num: int, seed: int, labels: torch.Tensor | None,
-                       batch: int = 64) -> torch.Tensor:
-    """Features of `num` samples (seeds seed, seed+1, ...), generated a batch at a time."""
-    out = []
+@torch.no_grad()
+def sample_batches(model, num: int, seed: int, labels: torch.Tensor | None, batch: int = 64):
+    """Yields `num` samples (seeds seed, seed+1, ...) a batch at a time, `[n, 3, H, W]` in
+    [0, 1] on the model's device; labels `[num, C]` give each sample its condition."""
     for start in range(0, num, batch):
         n = min(batch, num - start)
         latents = model.sample_latents(seed + start, n)
         if labels is not None:
             latents = latents.with_labels(labels[start:start + n])
-        images = model.synthesize(latents).float().clamp(-1, 1).add(1).mul(0.5)
-        out.append(extract(images[:, :3]))
-    return torch.cat(out)
+        yield model.synthesize(latents).float().clamp(-1, 1).add(1).mul(0.5)[:, :3]
+
+
+def generated_features(model, extract, num: int, seed: int, labels: torch.Tensor | None,
+                       batch: int = 64) -> torch.Tensor:
+    """Features of `num` samples (seeds seed, seed+1, ...), generated a batch at a time."""
+    return torch.cat([extract(images) for images in sample_batches(model, num, seed, labels,
+                                                                   batch)])
 
 
 def distribution_metrics(model, dataset, features: str, num: int, seed: int, device,

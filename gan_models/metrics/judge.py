@@ -79,18 +79,12 @@ def near_blank(images: torch.Tensor, background=(1.0, 1.0, 1.0),
 
 
 # --- one model ------------------------------------------------------------------------------------
-@torch.no_grad()
 def samples(model, num: int, seed: int, labels: torch.Tensor | None,
             batch: int = 64) -> torch.Tensor:
-    """`num` images `[num, 3, H, W]` in [0, 1] (seeds seed, seed+1, ...)."""
-    out = []
-    for start in range(0, num, batch):
-        n = min(batch, num - start)
-        latents = model.sample_latents(seed + start, n)
-        if labels is not None:
-            latents = latents.with_labels(labels[start:start + n])
-        out.append(model.synthesize(latents).float().clamp(-1, 1).add(1).mul(0.5)[:, :3].cpu())
-    return torch.cat(out)
+    """`num` images `[num, 3, H, W]` in [0, 1] on the CPU (seeds seed, seed+1, ...)."""
+    from .evaluation import sample_batches
+
+    return torch.cat([images.cpu() for images in sample_batches(model, num, seed, labels, batch)])
 
 
 def compare(models: dict, dataset, judge: SmallClassifier, judge_report: dict, *,

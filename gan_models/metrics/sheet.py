@@ -4,18 +4,12 @@ the left), a panel per model (its name on top), the same seeds in every row and 
 from __future__ import annotations
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from ..errors import GanStudioError
+from ..images import label_font
 
 GAP, LABEL_W, HEADER_H = 10, 170, 28
-
-
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has one bitmap size
-        return ImageFont.load_default()
 
 
 @torch.no_grad()
@@ -49,7 +43,7 @@ def labelled_sheet(models: dict, seeds: int = 6, psi: float = 1.0, seed: int = 0
     width = LABEL_W + sum(p.shape[1] + GAP for _, p in panels)
     sheet = Image.new("RGB", (width, HEADER_H + h), "white")
     draw = ImageDraw.Draw(sheet)
-    font = _font(14)
+    font = label_font(14)
     row_h = h // len(names)
     for i, name in enumerate(names):
         draw.text((6, HEADER_H + i * row_h + row_h // 2 - 8), name.replace("_", " "),
