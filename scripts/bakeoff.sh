@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Equal-time bake-off of the GAN recipes on Twemoji 64 px (docs/models.md):
 #
-#     bash scripts/bakeoff.sh                     # MINUTES=60 PARALLEL=2 by default
+#     bash scripts/bakeoff.sh                     # MINUTES=20 CPU-minutes each by default
 #     MINUTES=8 bash scripts/bakeoff.sh           # a quick look
+#     CANDIDATES="cdcgan fastgan" JUDGE=0 bash scripts/bakeoff.sh   # train some, measure later
 #
 # 1. fetches Twemoji 64x64 (npm emoji-datasource-twitter@16.0.0, CC-BY-4.0) into data/;
-# 2. trains five class-conditional candidates for the same training time (MINUTES; snapshot
-#    writing excluded), one CPU thread each, PARALLEL at a time, on the same machine:
-#    today's StyleGAN2-ADA recipe, cDCGAN, FastGAN, projected FastGAN, projected StyleGAN2;
+# 2. trains class-conditional candidates for the same CPU time (MINUTES of --cpu-minutes, one
+#    thread each, so a busy machine slows a run down but does not shortchange it), PARALLEL
+#    at a time, on the same machine: today's StyleGAN2-ADA recipe, cDCGAN, FastGAN, projected
+#    FastGAN, projected StyleGAN2, Progressive GAN and a BigGAN-style generator;
 # 3. measures them side by side with bench/bench_judge.py (FD/KID on EfficientNet-Lite0,
 #    FD and class accuracy under the independent judge, near-blank samples) into
 #    $RUNS/numbers.json, and draws the labelled picture $RUNS/bakeoff.jpg.
@@ -16,8 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-MINUTES=${MINUTES:-60}
-PARALLEL=${PARALLEL:-2}
+MINUTES=${MINUTES:-20}
+PARALLEL=${PARALLEL:-5}
 NUM=${NUM:-1000}
 DATA=${DATA:-data/twemoji64}
 RUNS=${RUNS:-runs/bakeoff-${MINUTES}min}
@@ -28,13 +30,15 @@ declare -A ARGS=(
     [fastgan]="--recipe fastgan --batch 16 --base-channels 24"
     [projected-fastgan]="--recipe projected --batch 16 --base-channels 24 --option projected_size=96"
     [projected-stylegan2]="--recipe projected-stylegan2 --batch 16 --base-channels 32 --option projected_size=96"
+    [progan]="--recipe progan --batch 16 --base-channels 32"
+    [biggan]="--recipe biggan --batch 16 --base-channels 32 --diffaugment color,translation"
 )
-ORDER=(stylegan2-ada cdcgan fastgan projected-fastgan projected-stylegan2)
+read -r -a ORDER <<<"${CANDIDATES:-stylegan2-ada cdcgan fastgan projected-fastgan projected-stylegan2 progan biggan}"
 
 train() {  # train NAME
     local name=$1
     # shellcheck disable=SC2086  # ARGS entries are word lists
-    OMP_NUM_THREADS=1 $PY -m gan_models train --data "$DATA" --kimg 1000 --minutes "$MINUTES" \
+    OMP_NUM_THREADS=1 $PY -m gan_models train --data "$DATA" --kimg 1000 --cpu-minutes "$MINUTES" \
         --seed 1 --snap-every 200 --log-every 50 --keep 2 --resume ${ARGS[$name]} \
         --out "$RUNS/$name" >>"$RUNS/$name.log" 2>&1 \
         || { echo "training $name failed: see $RUNS/$name.log" >&2; return 1; }
@@ -55,6 +59,7 @@ for name in "${ORDER[@]}"; do
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 
+if [ "${JUDGE:-1}" = 0 ]; then echo "trained: ${ORDER[*]} (JUDGE=0: no measurement)"; exit 0; fi
 models=()
 for name in "${ORDER[@]}"; do models+=("$name=$RUNS/$name/model.safetensors"); done
 OMP_NUM_THREADS=2 $PY bench/bench_judge.py "${models[@]}" --data "$DATA" --num "$NUM" \

@@ -24,7 +24,7 @@ from ..training.losses import LOSSES
 # argparse destinations that are recipe options (None = not given: recipe default).
 RECIPE_OPTIONS = ("resolution", "z_dim", "base_channels", "max_channels", "loss", "lr_g", "lr_d",
                   "beta1", "beta2", "gp_weight", "diffaugment", "ema_kimg", "amp")
-RUN_OPTIONS = ("data", "recipe", "batch", "batch_gpu", "kimg", "minutes", "seed", "xflip", "fit",
+RUN_OPTIONS = ("data", "recipe", "batch", "batch_gpu", "kimg", "minutes", "cpu_minutes", "seed", "xflip", "fit",
                "background", "snap_every", "log_every", "keep", "init")
 
 
@@ -68,6 +68,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "trained this long, resumes included and snapshot writing excluded; "
                         "whichever of --kimg and --minutes comes first ends the run "
                         "(default 0: no time limit)")
+    p.add_argument("--cpu-minutes", type=float, default=None,
+                   help="like --minutes, but counting this process's CPU time: runs that share "
+                        "a machine get the same amount of work however busy it is (use with "
+                        "OMP_NUM_THREADS=1 for an equal-time comparison; default 0: no limit)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its latest snapshot (starts fresh "
                         "when there is none)")
@@ -127,8 +131,10 @@ def run(args: argparse.Namespace) -> int:
         given["options"] = options
     if args.data is None and not args.resume:
         raise GanStudioError("--data is required to start a run")
-    if given.get("minutes", 0) < 0:
-        raise GanStudioError("--minutes must not be negative (0 = no time limit)")
+    for key in ("minutes", "cpu_minutes"):
+        if given.get(key, 0) < 0:
+            raise GanStudioError(f"--{key.replace('_', '-')} must not be negative "
+                                 "(0 = no time limit)")
     for key in ("snap_every", "log_every", "batch", "kimg"):
         if key in given and given[key] <= 0:
             raise GanStudioError(f"--{key.replace('_', '-')} must be positive")

@@ -87,6 +87,7 @@ class Trainer:
             self.step = 0
             self.images_seen = 0
             self.elapsed_s = 0.0
+            self.cpu_s = 0.0  # this process's CPU time in steps: a fair clock on a shared machine
             self.history = LossHistory()
             self.broken: str | None = None
             self.amp_dtype = _amp_dtype(recipe.options["amp"], self.device)
@@ -116,7 +117,7 @@ class Trainer:
         return metrics
 
     def _one_step(self) -> dict[str, float]:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         indices, flips = self.sampler.global_batch(self.step)
         metrics: dict[str, float] = {}
         for phase in self.recipe.phases():
@@ -129,6 +130,7 @@ class Trainer:
         self.step += 1
         self.history.add(self.step, metrics)
         self.elapsed_s += time.perf_counter() - start
+        self.cpu_s += time.process_time() - cpu_start
         return metrics
 
     def _run_phase(self, phase: Phase, indices: torch.Tensor,
@@ -280,7 +282,7 @@ class Trainer:
             "recipe": self.recipe.name, "options": self.recipe.options,
             "num_classes": self.recipe.num_classes, "class_names": list(self.dataset.class_names),
             "batch": self.batch, "seed": self.seed, "step": self.step,
-            "images_seen": self.images_seen, "elapsed_s": self.elapsed_s,
+            "images_seen": self.images_seen, "elapsed_s": self.elapsed_s, "cpu_s": self.cpu_s,
             "run_name": self.run_name,
             "dataset": {"source": self.dataset.source, "count": len(self.dataset),
                         "resolution": self.dataset.resolution, "xflip": self.dataset.xflip,
@@ -307,6 +309,7 @@ class Trainer:
             self.history.load_state_dict(unflatten(meta["history"], tensors))
         self.step, self.images_seen = int(meta["step"]), int(meta["images_seen"])
         self.elapsed_s = float(meta.get("elapsed_s", 0.0))
+        self.cpu_s = float(meta.get("cpu_s", 0.0))
         self.run_name = meta.get("run_name", self.run_name)
         if restore_global_rng and "rng" in meta:
             restore_rng(unflatten(meta["rng"], tensors))

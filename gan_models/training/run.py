@@ -38,7 +38,7 @@ from .snapshots import read_state
 # Settings that define the run's math: a resumed run must keep them.
 FIXED = ("recipe", "options", "batch", "seed", "xflip", "fit", "background")
 # Settings a resumed run may change; when not given again they keep their stored values.
-ADJUSTABLE = ("data", "kimg", "minutes", "batch_gpu", "snap_every", "log_every", "keep")
+ADJUSTABLE = ("data", "kimg", "minutes", "cpu_minutes", "batch_gpu", "snap_every", "log_every", "keep")
 STOPPED = 130
 # Snapshots a Train Steps run keeps (it writes one every few minutes however long it runs).
 GRAPH_KEEP = 3
@@ -54,6 +54,7 @@ class RunSettings:
     batch_gpu: int | None = None
     kimg: float = 100.0
     minutes: float = 0.0      # training-time budget, resumes included (0 = none)
+    cpu_minutes: float = 0.0  # the same in CPU time of this process (fair for runs sharing a machine)
     seed: int = 0
     xflip: bool = False
     fit: str = "crop"
@@ -249,6 +250,10 @@ class Run:
         done or STOPPED after a stop request."""
         total = steps_for_kimg(self.s.kimg, trainer.batch)
         budget_s = self.s.minutes * 60 if self.s.minutes > 0 else math.inf
+        cpu_budget_s = self.s.cpu_minutes * 60 if self.s.cpu_minutes > 0 else math.inf
+
+        def spent(t: Trainer) -> bool:
+            return t.elapsed_s >= budget_s or t.cpu_s >= cpu_budget_s
         window: list[dict] = []
         stopped = out_of_time = False
         logged_at = trainer.elapsed_s  # training seconds (snapshot writing excluded)
@@ -258,9 +263,9 @@ class Run:
             window.append(metrics)
             stopped = self.dist.any_flag(stop_requested(), self.device)
             # Ranks agree, so all of them leave the loop at the same step.
-            out_of_time = self.dist.any_flag(t.elapsed_s >= budget_s, self.device)
+            out_of_time = self.dist.any_flag(spent(t), self.device)
 
-        out_of_time = trainer.elapsed_s >= budget_s
+        out_of_time = spent(trainer)
         while trainer.step < total and not stopped and not out_of_time:
             trainer.train_steps(1, on_step)
             step = trainer.step
@@ -271,7 +276,8 @@ class Run:
             if step % self.s.snap_every == 0 or last:
                 self.snapshot(trainer)
         if out_of_time and not stopped:
-            self.log(f"time budget of {self.s.minutes:g} min reached at step {trainer.step} "
+            self.log(f"time budget reached after {trainer.elapsed_s / 60:.1f} min "
+                     f"({trainer.cpu_s / 60:.1f} CPU-min) at step {trainer.step} "
                      f"({trainer.kimg:.1f} kimg)")
         if stopped:
             self.log(f"stopped at step {trainer.step}; resume with --resume")
@@ -296,7 +302,8 @@ class Run:
                  for k in keys}
         line = {"step": trainer.step, "kimg": round(trainer.kimg, 4), **means,
                 "images_per_s": round(len(window) * trainer.batch / max(seconds, 1e-9), 2),
-                "elapsed_s": round(trainer.elapsed_s, 3), "time": round(time.time(), 3)}
+                "elapsed_s": round(trainer.elapsed_s, 3),
+                "cpu_s": round(trainer.cpu_s, 3), "time": round(time.time(), 3)}
         self.folder.append_metrics(line)
         self.log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                           for k, v in line.items() if k != "time"))

@@ -148,6 +148,17 @@ def test_a_time_budget_ends_the_run_with_a_snapshot_and_the_model(data, tmp_path
     assert json.loads((out / "snapshots" / "latest.json").read_text())["step"] == 3
 
 
-def test_a_negative_time_budget_is_refused(data, tmp_path, capsys):
-    assert train(data, tmp_path / "run", "--minutes", "-1") != 0
-    assert "--minutes" in capsys.readouterr().err
+def test_a_cpu_time_budget_counts_the_process_cpu_time_and_survives_resume(data, tmp_path):
+    out = tmp_path / "run"
+    assert train(data, out, "--kimg", "1", "--cpu-minutes", "0.0001", "--snap-every", "50") == 0
+    assert json.loads((out / "snapshots" / "latest.json").read_text())["step"] == 1
+    (line,) = metrics(out)
+    assert 0 < line["cpu_s"]
+    assert main(["train", "--out", str(out), "--resume"]) == 0  # the budget is spent already
+    assert json.loads((out / "snapshots" / "latest.json").read_text())["step"] == 1
+
+
+@pytest.mark.parametrize("flag", ["--minutes", "--cpu-minutes"])
+def test_a_negative_time_budget_is_refused(data, tmp_path, capsys, flag):
+    assert train(data, tmp_path / "run", flag, "-1") != 0
+    assert flag in capsys.readouterr().err
