@@ -22,6 +22,7 @@ from . import (
     latent_batch,
     latent_io,
     load,
+    project,
     sample,
     style,
     text,
@@ -31,7 +32,7 @@ from . import (
 )
 
 NODE_MODULES = (load, sample, condition, text, style, interpolate, latent_batch, latent_io,
-                translate, image_to_image, train, vae, edit)
+                translate, image_to_image, train, vae, project, edit)
 MODEL_FOLDER = load.MODEL_FOLDER
 PACK_ROOT = Path(__file__).resolve().parent.parent
 PACK_MODELS = PACK_ROOT / "models"  # models shipped with the pack
@@ -52,7 +53,8 @@ def register_model_folders() -> None:
         folder_paths.add_model_folder_path(MODEL_FOLDER, str(shipped))
     _paths, exts = folder_paths.folder_names_and_paths[MODEL_FOLDER]
     exts.update({".safetensors", ".pkl", ".pt", ".pth"})
-    edit.register_folders()  # models/gan_directions, models/gan_perceptual
+    edit.register_folder(edit.DIRECTIONS_FOLDER)  # models/gan_directions
+    project.register_folders()  # models/gan_perceptual
 
 
 EXAMPLE_DATASET = "gan_studio_shapes"  # the training workflows' dataset folder
