@@ -42,6 +42,7 @@ from torch import nn
 from . import acceleration, registry
 from .errors import CapabilityError, GanStudioError
 from .latent import LatentBatch, one_hot_weights, seeded_normal
+from .latent.classes import unknown_class_hint
 from .memory import ensure_output_fits  # noqa: F401  (moved to memory.py)
 
 CAPABILITIES = ("generate", "translate", "encode")
@@ -227,8 +228,8 @@ class GenerativeModel:
         for i, name in enumerate(self.class_names):
             if name.lower() == wanted:
                 return i
-        raise GanStudioError(
-            f"unknown class {name_or_index!r}: model classes are {', '.join(self.class_names)}")
+        raise GanStudioError(f"unknown class {name_or_index!r}: "
+                             f"{unknown_class_hint(str(name_or_index), self.class_names)}")
 
     def seeded_labels(self, seeds: list[int]) -> torch.Tensor:
         """One class per sample, drawn from its seed (deterministic), as one-hot rows."""
@@ -244,6 +245,8 @@ class GenerativeModel:
                        truncate: float = 0.0, seed_mode: str = "torch") -> LatentBatch:
         if batch_size < 1:
             raise GanStudioError(f"batch size must be at least 1, got {batch_size}")
+        if not truncate:  # the model's own default: BigGAN draws z from a normal cut at 2
+            truncate = float(getattr(self.generator, "default_truncate", 0.0))
         z = seeded_normal(seed, batch_size, self.z_dim, seed_mode, truncate)
         seeds = tuple((seed + i) & 0xFFFFFFFFFFFFFFFF for i in range(batch_size))
         labels = self.seeded_labels(list(seeds)) if self.num_classes else None
@@ -293,8 +296,11 @@ class GenerativeModel:
 
         if not self.has_mapping:
             labels = self._labels_for(batch, self.device)
+            # BigGAN: the truncation also picks the batch-norm statistics it was drawn with.
+            extra = ({"truncation": batch.truncation_psi}
+                     if getattr(self.generator, "truncation_stats", False) else {})
             return run(self.generator, batch.values.to(self.device) * batch.truncation_psi,
-                       labels)
+                       labels, **extra)
         # fp16 lets StyleGAN's own float16 layers run (GPU); other precisions are exact.
         options = {"noise_mode": noise_mode, "force_fp32": precision != "fp16"}
         if batch.view is not None:

@@ -47,10 +47,13 @@ class SampleLatents(io.ComfyNode):
                              tooltip="How many latents to draw."),
                 io.Float.Input("truncation_psi", default=1.0, min=0.0, max=2.0, step=0.05,
                                tooltip="Pull toward the average latent: 1 = full variety, lower "
-                                       "= more typical, cleaner images, 0 = the average image."),
+                                       "= more typical, cleaner images, 0 = the average image. "
+                                       "BigGAN: its truncation (0..1), which also picks the "
+                                       "batch-norm statistics of that truncation."),
                 io.Float.Input("truncate_normal", default=0.0, min=0.0, max=4.0, step=0.1,
                                tooltip="Truncated normal: redraw any latent value beyond this "
-                                       "many standard deviations. 0 = off."),
+                                       "many standard deviations. 0 = the model's default: off, "
+                                       "or 2 for BigGAN."),
                 io.Combo.Input("seed_mode", options=list(SEED_MODES), default="torch",
                                tooltip="torch: CPU torch generator. nvlabs: numpy RandomState"
                                        "(seed).randn as NVlabs gen_images.py (seed mod 2^32)."),

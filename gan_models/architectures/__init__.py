@@ -1,6 +1,7 @@
 """Model families. Importing this package registers each one with `gan_models.registry`."""
 
 from . import (  # noqa: F401
+    biggan,
     dcgan,  # noqa: F401
     fast_style,
     fastgan,

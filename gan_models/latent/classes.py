@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable
 
@@ -11,6 +12,25 @@ from ..errors import GanStudioError
 from .grammar import Weighted
 
 MIX_MODES = ("mix", "cycle")
+LIST_ALL_UP_TO = 20  # a model with this many classes or fewer lists them all when one is unknown
+
+
+def unknown_class_hint(name: str, class_names: list[str]) -> str:
+    """What to say about a class name the model does not have: every class of a small
+    model, else the nearest valid names (difflib), so a typo in 1,000 ImageNet names is
+    one look away from its fix."""
+    if len(class_names) <= LIST_ALL_UP_TO:
+        return f"model classes are {', '.join(class_names)}"
+    lowered = {n.lower(): n for n in reversed(class_names)}
+    wanted = name.strip().lower()
+    close = difflib.get_close_matches(wanted, list(lowered), n=5, cutoff=0.6)
+    # also names that contain the word typed ("retriever" -> the four retrievers)
+    close += [n for n in lowered if wanted and wanted in n and n not in close][:5 - len(close)]
+    if close:
+        return (f"nearest valid names: {', '.join(repr(lowered[n]) for n in close)} "
+                f"(or a class index 0..{len(class_names) - 1})")
+    return (f"no class name is close; the model has {len(class_names)} classes, e.g. "
+            f"{', '.join(class_names[:5])} (or use a class index 0..{len(class_names) - 1})")
 
 
 def one_hot_weights(indices_and_weights: list[tuple[int, float]], num_classes: int) -> torch.Tensor:

@@ -6,6 +6,7 @@ Pure PyTorch like the rest of the library; ComfyUI nodes and the CLI sit on top 
 # Each import registers recipes: fastgan, projected, ...; fast-style; pix2pix, cyclegan;
 # vae, beta_vae, cvae, vqvae.
 from . import (  # noqa: E402,F401
+    biggan_recipe,
     fastgan_recipes,
     style_recipe,
     translator_recipes,

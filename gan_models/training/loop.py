@@ -227,6 +227,9 @@ class Trainer:
             nets = {role: copy.deepcopy(net).to("cpu") for role, net in self.nets.items()
                     if role != averaged}
             nets[averaged] = copy.deepcopy(self.ema.module).to("cpu")
+            finish = getattr(self.recipe, "finish_export", None)
+            if finish is not None:  # e.g. BigGAN's standing batch-norm statistics
+                finish(nets)
         names = list(self.dataset.class_names) if self.recipe.num_classes else None
         provenance = {"recipe": self.recipe.name, "options": self.recipe.options,
                       "steps": self.step, "kimg": round(self.kimg, 3), "seed": self.seed,
