@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     fast_style,
     fastgan,
     pix2pix,
+    progan,
     stylegan2,  # noqa: F401
     stylegan3,  # noqa: F401
     vae,

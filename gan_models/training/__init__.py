@@ -8,6 +8,7 @@ Pure PyTorch like the rest of the library; ComfyUI nodes and the CLI sit on top 
 from . import (  # noqa: E402,F401
     biggan_recipe,
     fastgan_recipes,
+    progan_recipe,
     style_recipe,
     translator_recipes,
     vae_recipes,

