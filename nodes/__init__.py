@@ -17,6 +17,7 @@ from ..gan_models.training.shapes import write_shapes_folder
 from . import (
     condition,
     edit,
+    genes,
     image_to_image,
     interpolate,
     latent_batch,
@@ -31,7 +32,7 @@ from . import (
     vae,
 )
 
-NODE_MODULES = (load, sample, condition, text, style, interpolate, latent_batch, latent_io,
+NODE_MODULES = (load, sample, condition, genes, text, style, interpolate, latent_batch, latent_io,
                 translate, image_to_image, train, vae, project, edit)
 MODEL_FOLDER = load.MODEL_FOLDER
 PACK_ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +53,7 @@ def register_model_folders() -> None:
     if shipped.is_dir():  # listed after the user's folder: their files win on a name clash
         folder_paths.add_model_folder_path(MODEL_FOLDER, str(shipped))
     _paths, exts = folder_paths.folder_names_and_paths[MODEL_FOLDER]
-    exts.update({".safetensors", ".pkl", ".pt", ".pth"})
+    exts.update({".safetensors", ".pkl", ".pt", ".pth", ".bin"})  # .bin: BigGAN releases
     edit.register_folder(edit.DIRECTIONS_FOLDER)  # models/gan_directions
     project.register_folders()  # models/gan_perceptual
 

@@ -5,7 +5,15 @@ registry's table of contents: a new format is one module plus one name here.
 """
 
 # Each import registers that module's importer.
-from . import fast_style_pth, native, nvlabs, pgan_zoo, pix2pix_pth, rosinality  # noqa: F401
+from . import (  # noqa: F401
+    biggan_pretrained,
+    fast_style_pth,
+    native,
+    nvlabs,
+    pgan_zoo,
+    pix2pix_pth,
+    rosinality,
+)
 from .detect import detect_format
 from .importers import importers
 from .loader import load_model
