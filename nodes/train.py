@@ -28,6 +28,7 @@ from ..gan_models.training import (
     make_recipe,
 )
 from ..gan_models.training.augment import POLICIES
+from ..gan_models.training.captions import is_captioned_folder, load_captioned_folder
 from ..gan_models.training.datasets import IMAGE_EXTENSIONS, ImageDataset
 from ..gan_models.training.losses import LOSSES
 from ..gan_models.training.options import (
@@ -90,8 +91,10 @@ class TrainingDataset(io.ComfyNode):
             inputs=[
                 io.String.Input("folder", default="gan_studio_shapes",
                                 tooltip="Image folder inside ComfyUI's input folder (a link "
-                                        "to a folder elsewhere works). Subfolders are classes. "
-                                        "Ignored when images are connected."),
+                                        "to a folder elsewhere works). Subfolders are classes; "
+                                        "a caption .txt beside each image (or a captions.json "
+                                        "/ .csv map) makes it a captioned dataset for the "
+                                        "stackgan recipe. Ignored when images are connected."),
                 io.Int.Input("resolution", default=64, min=8, max=1024, step=8,
                              tooltip="Size the images are resized to (square). DCGAN trains at "
                                      "32, 64, 128 or 256; StyleGAN2-ADA at powers of two (8 "
@@ -145,8 +148,8 @@ class TrainingDataset(io.ComfyNode):
                     progress = progress or Progress(total)
                     progress.update(done)
 
-                dataset = load_image_folder(path, resolution, fit, background, xflip,
-                                            on_progress=on_progress)
+                read = load_captioned_folder if is_captioned_folder(path) else load_image_folder
+                dataset = read(path, resolution, fit, background, xflip, on_progress=on_progress)
         log.info("GAN Studio: dataset of %s", dataset.describe())
         return io.NodeOutput(dataset)
 
@@ -250,7 +253,12 @@ class VAETrainer(io.ComfyNode):
                                tooltip="vae: standard VAE. beta_vae: heavier KL term (beta 4) "
                                        "for smoother, more disentangled latents. cvae: "
                                        "class-conditional (needs class subfolders). vqvae: "
-                                       "discrete codebook latents, sharper reconstructions."),
+                                       "discrete codebook latents, sharper reconstructions. "
+                                       "vae-perceptual: a VAE trained with L1 + a perceptual "
+                                       "loss on frozen EfficientNet-Lite0 features + a "
+                                       "PatchGAN term after adv_start steps, for sharp "
+                                       "reconstructions (needs efficientnet-lite0-pytorch-"
+                                       "model; use recon_loss l1)."),
                 io.Int.Input("resolution", default=0, min=0, max=256, step=8,
                              tooltip="Training resolution (16, 32, 64, 128 or 256); 0 = the "
                                      "dataset's. Another value resizes the dataset."),
@@ -262,8 +270,10 @@ class VAETrainer(io.ComfyNode):
                                      "options)."),
                 io.Float.Input("beta", default=0.0, min=0.0, max=1000.0, step=0.1,
                                tooltip="Weight of the KL term; 0 = the kind's default (1; "
-                                       "beta_vae 4). Higher: a smoother latent space and better "
-                                       "samples, blurrier reconstructions. Not used by vqvae."),
+                                       "beta_vae 4; vae-perceptual 0.25, per pixel of a "
+                                       "mean reconstruction error). Higher: a smoother "
+                                       "latent space and better samples, blurrier "
+                                       "reconstructions. Not used by vqvae."),
                 io.Int.Input("kl_warmup_steps", default=2000, min=0, max=1_000_000,
                              tooltip="Steps over which the KL weight ramps up from 0, so the "
                                      "encoder learns to reconstruct before the latents are "
@@ -274,7 +284,7 @@ class VAETrainer(io.ComfyNode):
                 io.Float.Input("lr", default=0.0, min=0.0, max=0.1, step=0.00001,
                                round=0.000001,
                                tooltip="Adam learning rate; 0 = the kind's default (0.001; "
-                                       "vqvae 0.0005)."),
+                                       "vqvae and vae-perceptual 0.0005)."),
                 io.Int.Input("width", default=32, min=4, max=512,
                              tooltip="Network width (channels at full resolution). Smaller "
                                      "trains faster, larger can learn more detail."),

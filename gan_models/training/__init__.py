@@ -4,13 +4,14 @@ Pure PyTorch like the rest of the library; ComfyUI nodes and the CLI sit on top 
 """
 
 # Each import registers recipes: fastgan, projected, ...; fast-style; pix2pix, cyclegan;
-# vae, beta_vae, cvae, vqvae.
+# vae, beta_vae, cvae, vqvae; vae-perceptual.
 from . import (  # noqa: E402,F401
     biggan_recipe,
     fastgan_recipes,
     progan_recipe,
     style_recipe,
     translator_recipes,
+    vae_gan_recipe,
     vae_recipes,
 )
 from .datasets import ImageDataset, dataset_from_images, load_image_folder
