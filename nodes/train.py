@@ -28,6 +28,7 @@ from ..gan_models.training import (
     make_recipe,
 )
 from ..gan_models.training.augment import POLICIES
+from ..gan_models.training.captions import is_captioned_folder, load_captioned_folder
 from ..gan_models.training.datasets import IMAGE_EXTENSIONS, ImageDataset
 from ..gan_models.training.losses import LOSSES
 from ..gan_models.training.options import (
@@ -90,8 +91,10 @@ class TrainingDataset(io.ComfyNode):
             inputs=[
                 io.String.Input("folder", default="gan_studio_shapes",
                                 tooltip="Image folder inside ComfyUI's input folder (a link "
-                                        "to a folder elsewhere works). Subfolders are classes. "
-                                        "Ignored when images are connected."),
+                                        "to a folder elsewhere works). Subfolders are classes; "
+                                        "a caption .txt beside each image (or a captions.json "
+                                        "/ .csv map) makes it a captioned dataset for the "
+                                        "stackgan recipe. Ignored when images are connected."),
                 io.Int.Input("resolution", default=64, min=8, max=1024, step=8,
                              tooltip="Size the images are resized to (square). DCGAN trains at "
                                      "32, 64, 128 or 256; StyleGAN2-ADA at powers of two (8 "
@@ -145,8 +148,8 @@ class TrainingDataset(io.ComfyNode):
                     progress = progress or Progress(total)
                     progress.update(done)
 
-                dataset = load_image_folder(path, resolution, fit, background, xflip,
-                                            on_progress=on_progress)
+                read = load_captioned_folder if is_captioned_folder(path) else load_image_folder
+                dataset = read(path, resolution, fit, background, xflip, on_progress=on_progress)
         log.info("GAN Studio: dataset of %s", dataset.describe())
         return io.NodeOutput(dataset)
 

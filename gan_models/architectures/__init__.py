@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     fastgan,
     pix2pix,
     progan,
+    stackgan,
     stylegan2,  # noqa: F401
     stylegan3,  # noqa: F401
     vae,

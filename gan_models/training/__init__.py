@@ -9,6 +9,7 @@ from . import (  # noqa: E402,F401
     biggan_recipe,
     fastgan_recipes,
     progan_recipe,
+    stackgan_recipe,
     style_recipe,
     translator_recipes,
     vae_gan_recipe,

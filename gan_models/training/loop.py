@@ -67,6 +67,9 @@ class Trainer:
                     f"recipe {recipe.name} was set up for {recipe.num_classes} classes, the "
                     f"dataset has {dataset.num_classes}")
             check_data_kind(recipe.name, recipe.data_kind, dataset)
+            adopt = getattr(recipe, "adopt_dataset", None)
+            if adopt is not None:  # e.g. StackGAN's vocabulary comes from the captions
+                adopt(dataset)
             if init_model is not None:
                 recipe.adopt_model_config(init_model.architecture, init_model.config)
             self.dataset = _usable(dataset.at_resolution(recipe.resolution))
@@ -150,8 +153,8 @@ class Trainer:
             rand = BatchRandom(seed, self.batch, lo, hi, self.device)
             ctx = StepContext(self.nets, rand, self.step, self.device)
             with self._autocast():
-                loss, parts = self.recipe.loss(
-                    phase.name, ctx, real, labels if self.recipe.num_classes else None)
+                wants = self.recipe.num_classes or self.recipe.data_kind == "captioned"
+                loss, parts = self.recipe.loss(phase.name, ctx, real, labels if wants else None)
             weight = (hi - lo) / self.local_batch  # micro-batch share of this rank's mean
             (loss * weight).backward()
             for k, v in parts.items():

@@ -256,7 +256,9 @@ def _resize(images: torch.Tensor, resolution: int) -> torch.Tensor:
 DATA_WORDS = {"images": "a folder of images (Training Dataset)",
               "paired": "pairs (Paired Dataset, pairing paired)",
               "unpaired": "two collections (Paired Dataset, pairing unpaired)",
-              "style": "content images and a style image (Paired Dataset, pairing style)"}
+              "style": "content images and a style image (Paired Dataset, pairing style)",
+              "captioned": "captioned images (a caption .txt beside each image, or a "
+                           "captions.json / captions.csv map)"}
 
 
 def check_data_kind(recipe: str, wants: str, dataset) -> None:

@@ -26,6 +26,7 @@ from ..errors import GanStudioError
 from ..formats import load_model, save_model
 from ..formats.native import file_sha256
 from ..model import GenerativeModel
+from .captions import load_captioned_folder
 from .datasets import load_image_folder, write_image_folder
 from .distributed import DistContext
 from .loop import Trainer, learning_rates
@@ -238,6 +239,9 @@ class Run:
         res = int(resolution)
         self.log(f"reading images from {self.s.data} at {res}px")
         kind = getattr(RECIPES.get(self.s.recipe), "data_kind", "images")
+        if kind == "captioned":
+            return load_captioned_folder(self.s.data, res, fit=self.s.fit,
+                                         background=self.s.background, xflip=self.s.xflip)
         if kind != "images":  # image-to-image recipes read two sides (pairs.py)
             return load_pairs(self.s.data, kind, res, fit=self.s.fit,
                               background=self.s.background, xflip=self.s.xflip)
