@@ -44,6 +44,9 @@ RECIPE_HELP = {
                "translator + PatchGAN, L1 + adversarial loss; resolution a power of two",
     "cyclegan": "image-to-image on two unpaired collections (Paired Dataset, pairing "
                 "unpaired): ResNet translators both ways, cycle + identity losses",
+    "biggan": "small BigGAN-deep (needs class subfolders): shared class embedding, "
+              "conditional batch norm, self-attention, projection discriminator, hinge loss; "
+              "mixes classes smoothly (Class Condition, Class Genes)",
     "stackgan": "text to image on captioned images (a caption .txt beside each image, or "
                 "captions.json/.csv): two stages, conditioning augmentation, matching-aware "
                 "discriminators; 32, 64 or 128 px",
