@@ -1,6 +1,6 @@
 """Regenerate the workflow gallery: workflows/<name>.json (UI) + workflows/api/<name>.json.
 
-    .venv/bin/python scripts/build_workflows.py [--thumbnails]
+    .venv/bin/python scripts/build_workflows.py [--thumbnails] [NAME ...]
 
 Each workflow is described once below with scripts/workflow_builder.py, against the node
 definitions of the real engine, so UI files and API twins cannot disagree. --thumbnails also
@@ -20,6 +20,7 @@ REPO = HERE.parent
 STARTER_MODEL = "gan_studio_twemoji_stylegan2.safetensors"
 VAE_MODEL = "gan_studio_twemoji_vae.safetensors"
 SKETCH_MODEL = "gan_studio_sketch2emoji.safetensors"
+TEXT_MODEL = "gan_studio_text2emoji.safetensors"
 NGC = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
 SG2_FFHQ = "stylegan2-ffhq-256x256.pkl"  # NVlabs' official pickles: users download them
 SG3_FFHQU = "stylegan3-t-ffhqu-256x256.pkl"
@@ -104,6 +105,30 @@ def train_from_folder(wf) -> None:
             "generator to `models/gan`.", near=trainer)
 
 
+def progan_training(wf) -> None:
+    data = wf.add("GANStudioTrainingDataset", folder="gan_studio_shapes", resolution=32,
+                  fit="crop", xflip=True, background="#ffffff")
+    # Tiny phases (100 images stable, 50 fading) so the graph grows 4 -> 32 px in seconds;
+    # for real data leave stage_kimg / fade_kimg at the recipe's defaults (2 kimg a phase).
+    trainer = wf.add("GANStudioTrainer", dataset=data.out(), recipe="progan", resolution=0,
+                     batch_size=8, loss="wgan-gp", diffaugment="off", width=8, seed=0,
+                     options="stage_kimg=0.1\nfade_kimg=0.05\nmax_channels=32\nz_dim=32")
+    steps = wf.add("GANStudioTrainSteps", title="Train Steps (grows 4 -> 32 px)",
+                   trainer=trainer.out(), steps=200, preview_every=10)
+    wf.add("PreviewImage", images=steps.out(3))
+    latents = wf.add("GANStudioSampleLatents", model=steps.out(1), seed=0, batch_size=9)
+    cond = wf.add("GANStudioClassCondition", model=steps.out(1), latents=latents.out(),
+                  classes="circle, square, triangle", mode="cycle")
+    images = wf.add("GANStudioGenerate", model=steps.out(1), latents=cond.out())
+    wf.add("SaveImage", images=images.out(), filename_prefix="gan_studio/progan_shapes")
+    wf.note("**Grow a Progressive GAN.** The `progan` recipe starts at 4x4 and adds a block "
+            "per doubling, fading each one in (`stage_kimg` stable and `fade_kimg` fading, in "
+            "thousands of images). The preview names the stage (e.g. `16px fade 0.40`) and "
+            "shows it enlarged; the model generates at the stage it has reached. Re-queue "
+            "Train Steps to keep growing; on your own data keep the default phases.",
+            near=trainer)
+
+
 def seed_morph(wf) -> None:
     model = wf.add("GANStudioLoadModel", ckpt_name=STARTER_MODEL)
     start = wf.add("GANStudioSampleLatents", title="Sample Latents (from)", model=model.out(),
@@ -119,6 +144,50 @@ def seed_morph(wf) -> None:
             "with the sample grid: image *i* of a grid seeded *s* is seed *s* + *i*). "
             "`smoothstep` starts and stops gently; `slerp` (auto for z) keeps every frame a "
             "typical sample.", near=morph)
+
+
+def text_to_emoji(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=TEXT_MODEL)
+    latents = wf.add("GANStudioSampleLatents", model=model.out(), seed=0, batch_size=8)
+    text = wf.add("GANStudioTextCondition", model=model.out(), latents=latents.out(),
+                  prompts="red heart, heart, love, smileys and emotion", mode="mix")
+    images = wf.add("GANStudioGenerate", model=model.out(), latents=text.out())
+    bigger = wf.add("ImageScale", image=images.out(), upscale_method="nearest-exact",
+                    width=128, height=128, crop="disabled")
+    wf.add("SaveImage", images=bigger.out(), filename_prefix="gan_studio/text_to_emoji")
+    wf.note("**Type a prompt, get emoji.** The shipped text-to-emoji StackGAN draws 64 px "
+            "emoji from words of Twemoji names, short names and categories (e.g. `cat face`, "
+            "`pizza, food and drink`, `flag, flags`, `grinning face`). Commas separate "
+            "prompts: in `mix` mode their embeddings are averaged (weights like "
+            "`cat:0.7, rocket:0.3`), in `cycle` mode sample *i* gets prompt *i*. Words the "
+            "model never saw are ignored and listed under the node. Each seed is another "
+            "drawing of the same text.", near=text)
+
+
+def prompt_morph(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=TEXT_MODEL)
+    latent = wf.add("GANStudioSampleLatents", model=model.out(), seed=3, batch_size=1)
+    copies = wf.add("GANStudioRepeatLatents", latents=latent.out(), times=3,
+                    mode="whole batch")
+    text = wf.add("GANStudioTextCondition", model=model.out(), latents=copies.out(),
+                  prompts="red heart\ngrinning face + smileys and emotion\n"
+                          "fire + travel and places",
+                  mode="cycle")
+    path = wf.add("GANStudioKeyframePath", model=model.out(), seeds="0",
+                  frames_per_segment=12, interpolation="spline", easing="ease-in-out",
+                  loop=True, truncation_psi=1.0, seconds=0.0, fps=12.0,
+                  keyframes=text.out())
+    images = wf.add("GANStudioGenerate", model=model.out(), latents=path.out())
+    bigger = wf.add("ImageScale", image=images.out(), upscale_method="bilinear", width=128,
+                    height=128, crop="disabled")
+    wf.add("SaveAnimatedWEBP", images=bigger.out(), filename_prefix="gan_studio/prompt_morph",
+           fps=12.0, lossless=False, quality=90, method="default")
+    wf.note("**Prompt morph.** One latent repeated three times, each copy given its own "
+            "prompt (`cycle`: one entry per line, `+` mixes prompts within an entry), then "
+            "Keyframe Path travels through them "
+            "and back: the text embedding moves together with the latent, so the emoji "
+            "morphs from one prompt to the next. Add lines for more keyframes; keep the fps "
+            "of **Save Animated WEBP** equal to the path's.", near=path)
 
 
 def style_mixing(wf) -> None:
@@ -318,7 +387,9 @@ WORKFLOWS = {"sample_grid": sample_grid, "class_grid": class_grid,
              "vae_morph": vae_morph, "latent_arithmetic": latent_arithmetic,
              "train_from_folder": train_from_folder, "fine_tune": fine_tune,
              "sketch_to_emoji": sketch_to_emoji, "photo_to_style": photo_to_style,
-             "edit_sliders": edit_sliders, "project_and_animate": project_and_animate}
+             "edit_sliders": edit_sliders, "project_and_animate": project_and_animate,
+             "progan_training": progan_training, "text_to_emoji": text_to_emoji,
+             "prompt_morph": prompt_morph}
 
 
 def missing_models(engine, api: dict) -> list[str]:
@@ -365,7 +436,10 @@ def main(argv: list[str]) -> int:
     engine = Engine.get(output_dir=Path(tempfile.mkdtemp(prefix="gan_studio_thumbs_")),
                         input_dir=Path(tempfile.mkdtemp(prefix="gan_studio_inputs_")))
     info = engine_object_info(engine)
+    chosen = [a for a in argv if not a.startswith("--")]  # names: only these workflows
     for name, build in WORKFLOWS.items():
+        if chosen and name not in chosen:
+            continue
         wf = Workflow(info)
         build(wf)
         api = wf.api()

@@ -87,3 +87,16 @@ def test_latent_nodes_generate_at_the_stage_resolution(engine, engine_dirs, prog
     with Image.open(engine_dirs["output"] / entry["subfolder"] / entry["filename"]) as img:
         saved = torch.from_numpy(np.asarray(img.convert("RGB"))).float()
     assert (saved / 255.0 - first.cpu()).abs().max() <= 1.0 / 255 + 1e-6
+
+
+def test_the_gallery_workflow_grows_to_the_dataset_size(engine, engine_dirs):
+    """workflows/api/progan_training.json as shipped: 4 -> 32 px on the shapes folder."""
+    import json
+    from pathlib import Path
+
+    api = Path(__file__).resolve().parents[2] / "workflows" / "api" / "progan_training.json"
+    prompt = json.loads(api.read_text())
+    result = engine.run(prompt)
+    assert result.success, result.describe_error()
+    save = next(k for k, v in prompt.items() if v["class_type"] == "SaveImage")
+    assert set(sizes(engine_dirs, result, save)) == {(32, 32)}
