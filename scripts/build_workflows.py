@@ -23,11 +23,21 @@ SKETCH_MODEL = "gan_studio_sketch2emoji.safetensors"
 NGC = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
 SG2_FFHQ = "stylegan2-ffhq-256x256.pkl"  # NVlabs' official pickles: users download them
 SG3_FFHQU = "stylegan3-t-ffhqu-256x256.pkl"
+BIGGAN_MODEL = "gan_studio_twemoji_biggan.safetensors"
+BIGGAN_RELEASE = "https://s3.amazonaws.com/models.huggingface.co/biggan/"
 
 
 def nvlabs_model(name: str) -> list[dict]:
     """properties.models entry: the frontend names the missing file and where to get it."""
     return [{"name": name, "url": NGC + name, "directory": "gan"}]
+
+
+def biggan_releases() -> list[dict]:
+    """properties.models: the public BigGAN-deep 128/256/512 weights, each a .bin and the
+    config.json the importer reads beside it (pytorch-pretrained-BigGAN release names)."""
+    return [{"name": f"biggan-deep-{size}-{part}", "url": BIGGAN_RELEASE +
+             f"biggan-deep-{size}-{part}", "directory": "gan"}
+            for size in (128, 256, 512) for part in ("pytorch_model.bin", "config.json")]
 
 
 def sample_grid(wf) -> None:
@@ -336,6 +346,60 @@ def project_and_animate(wf) -> None:
             near=projected)
 
 
+def class_mixing(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=BIGGAN_MODEL, models=biggan_releases())
+    # a walk from one class mix to another: z and class weights move together
+    start = wf.add("GANStudioSampleLatents", title="Sample Latents (from)", model=model.out(),
+                   seed=5, batch_size=1, truncation_psi=0.6)
+    start_mix = wf.add("GANStudioClassCondition", title="Class Condition (from)",
+                       model=model.out(), latents=start.out(),
+                       classes="smileys_and_emotion:0.7, food_and_drink:0.3", mode="mix")
+    end = wf.add("GANStudioSampleLatents", title="Sample Latents (to)", model=model.out(),
+                 seed=9, batch_size=1, truncation_psi=0.6)
+    end_mix = wf.add("GANStudioClassCondition", title="Class Condition (to)",
+                     model=model.out(), latents=end.out(),
+                     classes="animals_and_nature:0.5, travel_and_places:0.5", mode="mix")
+    walk = wf.add("GANStudioInterpolateLatents", latents_a=start_mix.out(),
+                  latents_b=end_mix.out(), steps=8, method="auto", easing="smoothstep",
+                  include_end=True)
+    frames = wf.add("GANStudioGenerate", model=model.out(), latents=walk.out())
+    wf.add("SaveImage", images=frames.out(), filename_prefix="gan_studio/class_mixing_walk")
+    # genes: seeded mutations around one mix, one per sample
+    latents = wf.add("GANStudioSampleLatents", title="Sample Latents (genes)",
+                     model=model.out(), seed=21, batch_size=4, truncation_psi=0.6)
+    mix = wf.add("GANStudioClassCondition", title="Class Condition (genes)", model=model.out(),
+                 latents=latents.out(), classes="food_and_drink:0.5, objects:0.5", mode="mix")
+    genes = wf.add("GANStudioClassGenes", model=model.out(), latents=mix.out(), seed=3,
+                   strength=0.6, new_classes=2, per_sample=True)
+    images = wf.add("GANStudioGenerate", model=model.out(), latents=genes.out())
+    wf.add("SaveImage", images=images.out(), filename_prefix="gan_studio/class_genes")
+    # a looping keyframe path through three class mixes
+    keys = wf.add("GANStudioSampleLatents", title="Sample Latents (keyframes)",
+                  model=model.out(), seed=40, batch_size=3, truncation_psi=0.6)
+    key_mixes = wf.add("GANStudioClassCondition", title="Class Condition (keyframes)",
+                       model=model.out(), latents=keys.out(),
+                       classes="smileys_and_emotion, animals_and_nature:0.5 + flags:0.5, "
+                               "food_and_drink", mode="cycle")
+    path = wf.add("GANStudioKeyframePath", model=model.out(), seeds="1, 5, 42",
+                  frames_per_segment=16, interpolation="spline", easing="constant speed", loop=True,
+                  truncation_psi=0.6, seconds=0.0, fps=16.0, keyframes=key_mixes.out())
+    clip = wf.add("GANStudioGenerate", model=model.out(), latents=path.out())
+    wf.add("SaveAnimatedWEBP", images=clip.out(), filename_prefix="gan_studio/class_path",
+           fps=16.0, lossless=True, quality=90, method="default")
+    wf.note("**Class mixing** (BigGAN). A class-conditional model takes weights over its "
+            "classes, so `classes` can mix them: `smileys_and_emotion:0.7, food_and_drink:0.3`. "
+            "**Interpolate Latents** walks from one mix to another (z and the class weights "
+            "move together); **Class Genes** mutates a mix with a seed and a strength (classes "
+            "re-weighted, `new_classes` random ones join); **Keyframe Path** loops through "
+            "class mixes (`cycle` gives keyframe *i* the *i*-th entry, `+` joins classes in one "
+            "entry). The model here is our small BigGAN trained on the nine Twemoji "
+            "categories. For ImageNet, put a public BigGAN-deep release in `ComfyUI/models/gan` "
+            "(e.g. `biggan-deep-256-pytorch_model.bin` with `biggan-deep-256-config.json` "
+            "beside it) and mix by name: `golden retriever:0.6, volcano:0.4`. "
+            "`truncation_psi` is BigGAN's truncation (lower: cleaner, less varied).",
+            near=genes)
+
+
 WORKFLOWS = {"sample_grid": sample_grid, "class_grid": class_grid,
              "looping_animation": looping_animation, "seed_morph": seed_morph,
              "style_mixing": style_mixing, "stylegan3_transform": stylegan3_transform,
@@ -343,6 +407,7 @@ WORKFLOWS = {"sample_grid": sample_grid, "class_grid": class_grid,
              "train_from_folder": train_from_folder, "fine_tune": fine_tune,
              "sketch_to_emoji": sketch_to_emoji, "photo_to_style": photo_to_style,
              "edit_sliders": edit_sliders, "project_and_animate": project_and_animate,
+             "class_mixing": class_mixing,
              "progan_training": progan_training}
 
 

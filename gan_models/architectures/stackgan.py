@@ -15,7 +15,7 @@ Text comes in one of two ways, recorded in the config as `text_input`:
     clip_pooled  a CLIP text model's pooled output [B, clip_dim] (e.g. ComfyUI's CLIP Text
                  Encode), projected to embed_dim by a learned layer
 The matching-aware discriminators (one per stage) score (image, text) pairs and, from the
-same features, the image alone. Normalisation is per pixel (ProGAN's pixel norm), so a
+same features, the image alone. Both networks see the text embedding at unit RMS. Normalisation is per pixel (ProGAN's pixel norm), so a
 sample never depends on the others in its batch and training and inference agree.
 """
 
@@ -59,6 +59,12 @@ def full_config(config: dict) -> dict:
 # --- building blocks ------------------------------------------------------------------------
 def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + eps)
+
+
+def unit_text(e: torch.Tensor) -> torch.Tensor:
+    """Text embeddings scaled to unit RMS: how loud the text is must not depend on the
+    encoder's initial scale (a fresh word encoder's output is tiny next to image features)."""
+    return pixel_norm(e.float()).to(e.dtype)
 
 
 class ConvAct(nn.Module):
@@ -152,7 +158,7 @@ class StackGenerator(nn.Module):
         """(R/2 image, R image, mu, logvar); images in [-1, 1]."""
         if e is None:
             raise GanStudioError("this StackGAN needs a text condition (Text Condition node)")
-        mu, logvar = F.leaky_relu(self.ca(e), 0.2).chunk(2, dim=1)
+        mu, logvar = F.leaky_relu(self.ca(unit_text(e)), 0.2).chunk(2, dim=1)
         c = conditioning_augmentation(mu, logvar, z[:, self.noise_dim:])
         rough = self.stage1(torch.cat([z[:, :self.noise_dim], c], 1))
         small = torch.tanh(rough)
@@ -211,7 +217,8 @@ class MatchingDiscriminator(nn.Module):
         return self.body(images)
 
     def matching_logit(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        t = F.leaky_relu(self.text(e), 0.2)[:, :, None, None].expand(-1, -1, *h.shape[2:])
+        t = F.leaky_relu(self.text(unit_text(e)), 0.2)[:, :, None, None]
+        t = t.expand(-1, -1, *h.shape[2:])
         return self.joint(torch.cat([h, t], 1)).flatten(1).mean(1)
 
     def image_logit(self, h: torch.Tensor) -> torch.Tensor:
