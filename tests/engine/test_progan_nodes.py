@@ -100,3 +100,24 @@ def test_the_gallery_workflow_grows_to_the_dataset_size(engine, engine_dirs):
     assert result.success, result.describe_error()
     save = next(k for k, v in prompt.items() if v["class_type"] == "SaveImage")
     assert set(sizes(engine_dirs, result, save)) == {(32, 32)}
+
+
+def test_bad_progan_input_gives_one_line_messages(engine, engine_dirs):
+    trainer = {
+        "1": {"class_type": "GANStudioTrainingDataset", "inputs": {
+            "folder": "gan_studio_shapes", "resolution": 16, "fit": "crop", "xflip": False,
+            "background": "#ffffff"}},
+        "2": {"class_type": "GANStudioTrainer", "inputs": {
+            "dataset": ["1", 0], "recipe": "progan", "resolution": 0, "batch_size": 4,
+            "lr_g": 0.0, "lr_d": 0.0, "beta1": 0.0, "beta2": 0.0, "loss": "wgan-gp",
+            "diffaugment": "off", "width": 8, "seed": 0, "options": "fade_kimg=-1"}},
+        "3": {"class_type": "GANStudioTrainSteps", "inputs": {
+            "trainer": ["2", 0], "steps": 1, "preview_every": 1}},
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 3]}},
+    }
+    result = engine.run(trainer)
+    assert not result.success
+    error = result.describe_error()
+    assert "GAN Trainer: recipe progan: stage_kimg must be positive and fade_kimg 0 or more" \
+        in error
+

@@ -227,7 +227,7 @@ def zoo_config_class(monkeypatch):
     return BaseConfig
 
 
-def write_zoo(path, config_class, alpha=0.0):
+def write_zoo(path, config_class, alpha=0.0, legacy=False):
     torch.manual_seed(1)
     g, avg = ZooG(12, [16, 16, 8], alpha), ZooG(12, [16, 16, 8], alpha)
     cfg = config_class()
@@ -236,13 +236,15 @@ def write_zoo(path, config_class, alpha=0.0):
     cfg.perChannelNormalization, cfg.leakyReluLeak, cfg.lossCriterion = True, 0.2, "WGANGP"
     cfg.attribKeysOrder = None
     torch.save({"config": cfg, "netG": g.state_dict(), "avgG": avg.state_dict(),
-                "netD": {"decisionLayer.module.weight": torch.zeros(1, 16)}}, path)
+                "netD": {"decisionLayer.module.weight": torch.zeros(1, 16)}}, path,
+               _use_new_zipfile_serialization=not legacy)  # the public 2019 files are legacy
     return avg
 
 
-@pytest.mark.parametrize("alpha", [0.0, 0.3])
-def test_gan_zoo_checkpoint_loads_and_matches_its_source(tmp_path, zoo_config_class, alpha):
-    source = write_zoo(tmp_path / "zoo.pth", zoo_config_class, alpha)
+@pytest.mark.parametrize(("alpha", "legacy"), [(0.0, True), (0.3, False)])
+def test_gan_zoo_checkpoint_loads_and_matches_its_source(tmp_path, zoo_config_class, alpha,
+                                                         legacy):
+    source = write_zoo(tmp_path / "zoo.pth", zoo_config_class, alpha, legacy)
     model = gan_models.load_model(tmp_path / "zoo.pth")
     assert model.architecture == "progan" and model.resolution == 16
     assert model.metadata["source"]["format"] == "pgan-zoo"
@@ -257,11 +259,17 @@ def test_gan_zoo_checkpoint_loads_and_matches_its_source(tmp_path, zoo_config_cl
 
 
 def test_truncated_gan_zoo_file_is_refused_clearly(tmp_path, zoo_config_class):
-    write_zoo(tmp_path / "zoo.pth", zoo_config_class)
+    write_zoo(tmp_path / "zoo.pth", zoo_config_class, legacy=True)
     data = (tmp_path / "zoo.pth").read_bytes()
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="cut.pth"):
+    with pytest.raises(CheckpointError, match="cut.pth(: its tensors declare| is corrupt)"):
         gan_models.load_model(tmp_path / "cut.pth")
+    # a GAN zoo file whose generator lacks a scale is named as such
+    state = {k: v for k, v in ZooG(12, [16, 16, 8]).state_dict().items()
+             if not k.startswith("toRGBLayers.0")}
+    torch.save({"config": zoo_config_class(), "netG": state}, tmp_path / "odd.pth")
+    with pytest.raises(CheckpointError, match="odd.pth: incomplete GAN zoo PGAN generator"):
+        gan_models.load_model(tmp_path / "odd.pth")
 
 
 def test_tensorflow_progan_pickle_is_refused_with_what_it_is(tmp_path):
