@@ -248,3 +248,32 @@ def test_a_few_hundred_steps_learn_colour_and_shape(shapes):
     chance = 1 / 3
     assert colour >= 0.6 and colour >= before[0] + 0.2, (before, colour)
     assert shape >= chance + 0.08 and shape > before[1], (before, shape)
+
+
+# --- text faithfulness (bench/bench_text2image.py) ---------------------------------------------------
+def test_text_faithfulness_numbers(shapes):
+    from gan_models.metrics.classifier import SmallClassifier
+    from gan_models.metrics.text_faithfulness import _scores, nearest_labels
+
+    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    assert nearest_labels(torch.tensor([[0.9, 0.2], [-2.0, 0.1]]), bank, ["a", "b", "c"]) == \
+        ["a", "c"]
+    scores = _scores(torch.tensor([1.0, 0.0, 1.0, 1.0]), ["x", "x", "y", "y"])
+    assert scores == {"overall": 0.75, "balanced": 0.75, "per_category": {"x": 0.5, "y": 1.0}}
+
+    from gan_models.metrics.text_faithfulness import text_faithfulness
+
+    torch.manual_seed(0)
+    judge = SmallClassifier(3, resolution=16, width=4, class_names=list(SHAPES)).eval()
+    model = trainer(shapes).export_model()
+    real = shapes.images[:6].float() / 255
+    caps = list(shapes.captions[:6])
+    shape_of = [c.split()[1] for c in caps]
+    result = text_faithfulness(model, judge, caps, shape_of, [c.split()[0] for c in caps],
+                               real, [c.split()[0] for c in caps], real, per=2, seed=1)
+    assert result["samples"] == 12 and result["category_chance"] == pytest.approx(1 / 3, 1e-3)
+    for key in ("category_accuracy", "category_accuracy_shuffled_labels",
+                "category_accuracy_shuffled_captions", "subcategory_accuracy"):
+        assert 0 <= result[key]["overall"] <= 1
+    # Real images are their own nearest neighbours in the bank: the ceiling is 1.
+    assert result["subcategory_judge_on_real"]["overall"] == 1.0
