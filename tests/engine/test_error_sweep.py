@@ -122,6 +122,12 @@ BASES = {
         "T": {"class_type": "GANStudioClassCondition", "inputs": {
             "model": ["M", 0], "latents": ["L", 0], "classes": "circle", "mode": "mix"}},
         "S": save_latents("T")},
+    "GANStudioClassGenes": lambda: {
+        "M": load(COND), "L": sample(),
+        "T": {"class_type": "GANStudioClassGenes", "inputs": {
+            "model": ["M", 0], "latents": ["L", 0], "seed": 1, "strength": 0.5,
+            "new_classes": 1, "per_sample": False}},
+        "S": save_latents("T")},
     "GANStudioTextCondition": lambda: {
         "M": load(TEXT), "L": sample(),
         "T": {"class_type": "GANStudioTextCondition", "inputs": {
@@ -562,6 +568,8 @@ def _misuse():
                                "not a finite number"),
         "class weights zero": (base("GANStudioClassCondition", classes="circle:0"),
                                "add up to 0"),
+        "class genes on a text model": (base("GANStudioClassGenes") | {"M": load(TEXT)},
+                                        "no class condition"),
         "encode classes on an unconditional VAE": (base("GANStudioEncodeImages",
                                                         classes="circle"),
                                                    "no class condition"),
