@@ -16,6 +16,8 @@ when the dataset has 2+ classes, unless conditional=false. DiffAugment optional.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -45,6 +47,15 @@ def stage_at(images: int, resolution: int, stage_kimg: float,
     return resolution, 1.0
 
 
+def images_at(resolution: int, alpha: float, stage_kimg: float, fade_kimg: float) -> int:
+    """The first image count at which `stage_at` reaches (resolution, alpha)."""
+    level = levels_of(resolution)
+    if level == 0:
+        return 0
+    kimg = stage_kimg + (level - 1) * (fade_kimg + stage_kimg) + float(alpha) * fade_kimg
+    return math.ceil(kimg * 1000 - 1e-6)
+
+
 @register_recipe
 class ProGANRecipe(_ClassesWhenAny, Recipe):
     """Progressive GAN: grows G and D from 4x4 with fade-in, WGAN-GP; classes optional."""
@@ -52,17 +63,19 @@ class ProGANRecipe(_ClassesWhenAny, Recipe):
     name = "progan"
     architecture = "progan"
     MODEL_KEYS = ("resolution", "z_dim", "base_channels", "max_channels", "embed_dim",
-                  "mbstd_group")
-    # Sized for CPUs: 128 channels at most (256 makes the 8-16 px stages four times slower),
-    # 2 kimg per phase reaches 64 px in about 30 kimg, which is most of the images per CPU
-    # hour this network sees at 64 px (~10 images per CPU second, with the gradient penalty).
+                  "mbstd_group", "stage_channels")
+    # Sized for CPUs: 128 channels at most (256 makes the 8-16 px stages four times slower);
+    # 2 kimg per phase starts the 64 px fade at 14 kimg and is fully grown at 18 kimg (at
+    # 64 px this network sees ~10 images per CPU second, gradient penalty included).
+    # stage_channels: explicit widths (4 px first), set by imported models being fine-tuned.
     DEFAULTS = {"resolution": 64, "z_dim": 128, "base_channels": 32, "max_channels": 128,
-                "embed_dim": 32, "mbstd_group": 4, "loss": "wgan-gp", "lr_g": 1e-3,
-                "lr_d": 1e-3, "beta1": 0.0, "beta2": 0.99, "gp_weight": 10.0,
+                "embed_dim": 32, "mbstd_group": 4, "stage_channels": None, "loss": "wgan-gp",
+                "lr_g": 1e-3, "lr_d": 1e-3, "beta1": 0.0, "beta2": 0.99, "gp_weight": 10.0,
                 "stage_kimg": 2.0, "fade_kimg": 2.0, "diffaugment": "", "conditional": True}
 
     def __init__(self, options: dict | None = None, num_classes: int = 0):
         self.images = 0  # images shown before the last trained step (what its stage was)
+        self.start = 0   # a fine-tuned ProGAN continues from its own stage: images it had
         super().__init__(options, num_classes)
         self._use_classes(num_classes)
 
@@ -88,19 +101,29 @@ class ProGANRecipe(_ClassesWhenAny, Recipe):
 
     # --- the schedule -------------------------------------------------------------------------
     def stage(self, images: int | None = None) -> tuple[int, float]:
-        images = self.images if images is None else images
+        images = self.start + (self.images if images is None else images)
         return stage_at(images, self.resolution, float(self.options["stage_kimg"]),
                         float(self.options["fade_kimg"]))
+
+    def adopt_model_config(self, architecture: str, config: dict) -> None:
+        """Fine-tuning a ProGAN (e.g. a GAN zoo import) keeps its widths and its stage: the
+        schedule continues from where that model had grown to, not from 4x4."""
+        super().adopt_model_config(architecture, config)
+        res = int(config.get("stage_resolution") or config.get("resolution", 4))
+        self.start = images_at(min(res, self.resolution), float(config.get("alpha", 1.0)),
+                               float(self.options["stage_kimg"]),
+                               float(self.options["fade_kimg"]))
 
     def model_config(self) -> dict:
         res, alpha = self.stage()
         return {**super().model_config(), "stage_resolution": res, "alpha": alpha}
 
     def state_dict(self) -> dict:
-        return {"images": self.images}
+        return {"images": self.images, "start": self.start}
 
     def load_state_dict(self, state: dict) -> None:
         self.images = int(state.get("images", 0))
+        self.start = int(state.get("start", 0))
 
     # --- networks and optimizers --------------------------------------------------------------
     def make_optimizers(self, nets):

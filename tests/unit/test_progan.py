@@ -19,7 +19,7 @@ from gan_models import registry
 from gan_models.architectures.progan import upsample
 from gan_models.errors import CheckpointError, GanStudioError
 from gan_models.training import Trainer, load_image_folder, make_recipe, read_state, write_snapshot
-from gan_models.training.progan_recipe import stage_at
+from gan_models.training.progan_recipe import images_at, stage_at
 from gan_models.training.shapes import write_shapes_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
@@ -100,6 +100,8 @@ def test_schedule_is_a_function_of_images_shown():
     assert stage_at(15000, 64, 2, 2) == (64, 0.5)
     assert stage_at(10 ** 9, 64, 2, 2) == (64, 1.0)
     assert stage_at(5000, 64, 2, 0) == (16, 1.0)  # no fade: blocks switch on at once
+    for res, alpha in ((4, 1.0), (8, 0.0), (8, 0.25), (16, 1.0), (64, 0.5)):
+        assert stage_at(images_at(res, alpha, 2, 2), 64, 2, 2) == (res, alpha)
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -134,6 +136,17 @@ def test_model_exported_mid_fade_keeps_its_stage_through_a_file(shapes, tmp_path
     z = model.sample_latents(0, 2).with_labels(torch.eye(3)[:2])
     with torch.no_grad():
         assert torch.equal(model.synthesize(z), again.synthesize(z))
+
+
+def test_fine_tuning_a_progan_continues_from_its_stage(shapes):
+    grown = trainer(shapes)
+    grown.train_steps(6)  # mid-fade to 8 px
+    model = grown.export_model()
+    tuned = Trainer(make_recipe("progan", FAST, shapes.num_classes), shapes, batch=4, seed=1,
+                    init_model=model)
+    metrics = tuned.train_steps(1)
+    assert metrics["stage_px"] == 8 and metrics["alpha"] == pytest.approx(model.config["alpha"])
+    assert tuned.export_model().resolution == 8
 
 
 @pytest.mark.parametrize("split", [5, 13])  # mid-fade to 8 px, mid-fade to 16 px
@@ -256,6 +269,16 @@ def test_gan_zoo_checkpoint_loads_and_matches_its_source(tmp_path, zoo_config_cl
     native = gan_models.save_model(model, tmp_path / "zoo.safetensors")
     with torch.no_grad():
         assert torch.equal(gan_models.load_model(native).generator(z), model.generator(z))
+
+
+def test_a_gan_zoo_generator_can_be_fine_tuned(tmp_path, zoo_config_class, shapes):
+    write_zoo(tmp_path / "zoo.pth", zoo_config_class)
+    zoo = gan_models.load_model(tmp_path / "zoo.pth")
+    recipe = make_recipe("progan", {**FAST, "conditional": False}, shapes.num_classes)
+    tuned = Trainer(recipe, shapes, batch=4, seed=0, init_model=zoo)
+    metrics = tuned.train_steps(2)
+    assert metrics["stage_px"] == 16 and metrics["alpha"] == 1.0
+    assert tuned.recipe.options["stage_channels"] == [16, 16, 8]
 
 
 def test_truncated_gan_zoo_file_is_refused_clearly(tmp_path, zoo_config_class):
