@@ -15,8 +15,9 @@ Text comes in one of two ways, recorded in the config as `text_input`:
     clip_pooled  a CLIP text model's pooled output [B, clip_dim] (e.g. ComfyUI's CLIP Text
                  Encode), projected to embed_dim by a learned layer
 The matching-aware discriminators (one per stage) score (image, text) pairs and, from the
-same features, the image alone. Both networks see the text embedding at unit RMS. Normalisation is per pixel (ProGAN's pixel norm), so a
-sample never depends on the others in its batch and training and inference agree.
+same features, the image alone; they are spectrally normalised. Both networks see the text
+embedding at unit RMS. The generator normalises per pixel (ProGAN's pixel norm), so a sample
+never depends on the others in its batch and training and inference agree.
 """
 
 from __future__ import annotations
@@ -198,20 +199,23 @@ class ClipPooledInput(nn.Module):
 
 # --- the discriminators ------------------------------------------------------------------------
 class MatchingDiscriminator(nn.Module):
-    """Image -> 4x4 features; logits for (image, text) and for the image alone."""
+    """Image -> 4x4 features; logits for (image, text) and for the image alone. Every layer
+    is spectrally normalised: without it the discriminator outran the generator within a
+    few hundred steps on Twemoji and the generator collapsed to blank images."""
 
     def __init__(self, resolution: int, embed_dim: int, channels: int, text_dim: int = 64):
         super().__init__()
+        sn = nn.utils.spectral_norm
         layers, cin, size = [], 3, resolution
         width = channels
         while size > 4:
-            layers += [nn.Conv2d(cin, width, 4, 2, 1), nn.LeakyReLU(0.2)]
+            layers += [sn(nn.Conv2d(cin, width, 4, 2, 1)), nn.LeakyReLU(0.2)]
             cin, size, width = width, size // 2, min(width * 2, 8 * channels)
         self.body = nn.Sequential(*layers)
-        self.text = nn.Linear(embed_dim, text_dim)
-        self.joint = nn.Sequential(nn.Conv2d(cin + text_dim, cin, 1), nn.LeakyReLU(0.2),
-                                   nn.Conv2d(cin, 1, 4))
-        self.alone = nn.Conv2d(cin, 1, 4)
+        self.text = sn(nn.Linear(embed_dim, text_dim))
+        self.joint = nn.Sequential(sn(nn.Conv2d(cin + text_dim, cin, 1)), nn.LeakyReLU(0.2),
+                                   sn(nn.Conv2d(cin, 1, 4)))
+        self.alone = sn(nn.Conv2d(cin, 1, 4))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.body(images)

@@ -104,6 +104,28 @@ def test_prompt_morph_through_keyframe_path(stackgan, engine_dirs):
     assert all(s > 0.1 for s in steps)
 
 
+def test_interpolate_latents_moves_between_prompts(stackgan, engine_dirs):
+    prompt = text_prompt("red circle", batch=1, prefix="sg_from")
+    prompt["12"] = {"class_type": "GANStudioTextCondition", "inputs": {
+        "model": ["1", 0], "latents": ["2", 0], "prompts": "blue square", "mode": "mix"}}
+    prompt["13"] = {"class_type": "GANStudioInterpolateLatents", "inputs": {
+        "latents_a": ["3", 0], "latents_b": ["12", 0], "steps": 5, "method": "lerp",
+        "easing": "linear", "include_end": True}}
+    prompt["14"] = {"class_type": "GANStudioGenerate", "inputs": {
+        "model": ["1", 0], "latents": ["13", 0], "chunk_size": 0}}
+    prompt["15"] = {"class_type": "SaveImage", "inputs": {"images": ["14", 0],
+                                                          "filename_prefix": "sg_between"}}
+    prompt["5"]["inputs"].update(width=32, height=32)
+    result = stackgan.run(prompt)
+    assert result.success, result.describe_error()
+    frames = saved(engine_dirs, result, "15")
+    blue = saved(engine_dirs, stackgan.run(text_prompt("blue square", batch=1,
+                                                       prefix="sg_to")), "6")[0]
+    assert np.abs(frames[0] - saved(engine_dirs, result, "6")[0]).max() <= 1
+    assert np.abs(frames[-1] - blue[::2, ::2]).mean() < np.abs(frames[0] - blue[::2, ::2]).mean()
+    assert len({f.tobytes() for f in frames}) == len(frames)
+
+
 def _condition(engine, ckpt, conditioning, batch=2):
     nodes = engine.nodes.NODE_CLASS_MAPPINGS
     model = nodes["GANStudioLoadModel"].execute(ckpt_name=ckpt).result[0]
@@ -139,3 +161,4 @@ def test_clip_conditioning_drives_a_clip_pooled_model(stackgan):
         _condition(stackgan, CLIP, clip_conditioning(768))
     with pytest.raises(Exception, match="has no pooled output"):
         _condition(stackgan, CLIP, [[torch.zeros(1, 77, 12), {}]])
+

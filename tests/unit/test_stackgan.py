@@ -196,15 +196,6 @@ def test_resume_is_bit_exact(shapes, tmp_path):
     resumed.train_steps(1)
 
 
-def test_micro_batches_match_one_batch(shapes):
-    whole = trainer(shapes, batch=8, seed=5)
-    whole.train_steps(2)
-    split = Trainer(make_recipe("stackgan", TINY), shapes, batch=8, seed=5, batch_gpu=4)
-    split.train_steps(2)
-    a, b = whole.state_dict(include_rng=False)[0], split.state_dict(include_rng=False)[0]
-    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
-
-
 def _fill(img: torch.Tensor) -> float:
     """Foreground pixels / bounding-box pixels: square ~1, circle ~pi/4, triangle ~1/2."""
     fg = img.min(0).values < 0.6
@@ -241,13 +232,14 @@ def test_a_few_hundred_steps_learn_colour_and_shape(shapes):
     # The shape check itself is right on the real images.
     real = shapes.images.float() / 255
     assert all(_shape_of(img) == cap.split()[1] for img, cap in zip(real, shapes.captions))
-    t = trainer(shapes, lr_g=1e-3, lr_d=1e-3, diffaugment="", word_keep=1.0)
+    # Two time-scale learning rates: the spectrally normalised discriminator learns slowly.
+    t = trainer(shapes, lr_g=1e-3, lr_d=4e-3, diffaugment="", word_keep=1.0)
     before = _accuracy(t.export_model())
     t.train_steps(300)
     colour, shape = _accuracy(t.export_model())
     chance = 1 / 3
     assert colour >= 0.6 and colour >= before[0] + 0.2, (before, colour)
-    assert shape >= chance + 0.08 and shape > before[1], (before, shape)
+    assert shape >= chance + 0.12 and shape > before[1] + 0.1, (before, shape)
 
 
 # --- text faithfulness (bench/bench_text2image.py) ---------------------------------------------------
