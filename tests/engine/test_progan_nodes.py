@@ -85,7 +85,7 @@ def test_latent_nodes_generate_at_the_stage_resolution(engine, engine_dirs, prog
         first = to_unit_hwc(model.synthesize(z))[0]
     entry = result.outputs["8"]["images"][0]
     with Image.open(engine_dirs["output"] / entry["subfolder"] / entry["filename"]) as img:
-        saved = torch.from_numpy(np.asarray(img.convert("RGB"))).float()
+        saved = torch.from_numpy(np.array(img.convert("RGB"))).float()
     assert (saved / 255.0 - first.cpu()).abs().max() <= 1.0 / 255 + 1e-6
 
 
