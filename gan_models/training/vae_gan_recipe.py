@@ -19,7 +19,12 @@ norms of the two losses at the decoder's last layer): the adaptive weight needs 
 backward passes to that layer every step (a third more CPU time here) and, at the small
 batches a CPU trains with, the ratio is noisy; a small fixed weight switched on after the
 autoencoder has learned to reconstruct keeps the adversarial term a sharpening correction
-rather than the main signal, and is simpler to reason about and to resume.
+rather than the main signal, and is simpler to reason about and to resume. "Small" is meant:
+on Twemoji 64 px, a fresh D switched on with weight 0.1 after a 10 kimg warm-up (the VAE's
+Adam moments restarted too) turned the reconstructions into flame-coloured blobs with dark
+outlines within 76 steps (held-out PSNR 14.1 -> 11.5 dB). So the default is 0.01 (not yet
+measured on a long run), and adv_start is far out: the term wants a well-trained autoencoder
+first (VQGAN starts it after tens of thousands of steps).
 
 Before adv_start the D phase returns a zero loss tied to D's parameters: Adam then leaves
 every weight exactly as it is (a zero gradient moves nothing), and the loop stays the same
@@ -52,7 +57,7 @@ class PerceptualVAERecipe(VAERecipe):
     name = "vae-perceptual"
     DEFAULTS = {**VAERecipe.DEFAULTS, "z_dim": 128, "recon_loss": "l1", "beta": 0.25,
                 "kl_warmup_steps": 500, "lr": 5e-4, "perceptual_weight": 1.0,
-                "adv_weight": 0.1, "adv_start": 2000, "disc_channels": 64, "disc_layers": 2,
+                "adv_weight": 0.01, "adv_start": 5000, "disc_channels": 64, "disc_layers": 2,
                 "lr_d": 5e-4, "beta1_d": 0.5, "beta2_d": 0.9}
 
     def validate(self) -> None:
