@@ -15,9 +15,9 @@ Text comes in one of two ways, recorded in the config as `text_input`:
     clip_pooled  a CLIP text model's pooled output [B, clip_dim] (e.g. ComfyUI's CLIP Text
                  Encode), projected to embed_dim by a learned layer
 The matching-aware discriminators (one per stage) score (image, text) pairs and, from the
-same features, the image alone; they are spectrally normalised. Both networks see the text
-embedding at unit RMS. The generator normalises per pixel (ProGAN's pixel norm), so a sample
-never depends on the others in its batch and training and inference agree.
+same features, the image alone, with a minibatch standard-deviation feature; they are
+spectrally normalised. Both networks see the text embedding at unit RMS. The generator uses
+batch norm (running statistics at inference; `recalibrate` sets them for a finished model).
 """
 
 from __future__ import annotations
@@ -69,14 +69,16 @@ def unit_text(e: torch.Tensor) -> torch.Tensor:
 
 
 class ConvAct(nn.Module):
-    """3x3 conv -> leaky ReLU -> pixel norm."""
+    """3x3 conv -> batch norm -> leaky ReLU. Batch norm, as in StackGAN: with per-pixel
+    normalisation instead, the generator collapsed onto one image within 250 steps."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3, 1, 1)
+        self.conv = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
+        self.norm = nn.BatchNorm2d(cout)
 
     def forward(self, x):
-        return pixel_norm(F.leaky_relu(self.conv(x), 0.2))
+        return F.leaky_relu(self.norm(self.conv(x)), 0.2)
 
 
 class UpBlock(ConvAct):
@@ -87,11 +89,12 @@ class UpBlock(ConvAct):
 class ResBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
-        self.a = nn.Conv2d(channels, channels, 3, 1, 1)
-        self.b = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.a = ConvAct(channels, channels)
+        self.b = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.norm = nn.BatchNorm2d(channels)
 
     def forward(self, x):
-        return pixel_norm(x + self.b(F.leaky_relu(self.a(x), 0.2)))
+        return F.leaky_relu(x + self.norm(self.b(self.a(x))), 0.2)
 
 
 def conditioning_augmentation(mu: torch.Tensor, logvar: torch.Tensor,
@@ -114,12 +117,13 @@ class StageI(nn.Module):
         octaves = size.bit_length() - 3  # 4 -> size
         widths = [base_channels * 2 ** (octaves - i) for i in range(octaves + 1)]
         self.c0 = widths[0]
-        self.fc = nn.Linear(in_dim, widths[0] * 16)
+        self.fc = nn.Linear(in_dim, widths[0] * 16, bias=False)
+        self.fc_norm = nn.BatchNorm1d(widths[0] * 16)
         self.ups = nn.Sequential(*[UpBlock(a, b) for a, b in zip(widths, widths[1:])])
         self.to_rgb = nn.Conv2d(widths[-1], 3, 1)
 
     def forward(self, x):
-        h = pixel_norm(F.leaky_relu(self.fc(x), 0.2).view(-1, self.c0, 4, 4))
+        h = F.leaky_relu(self.fc_norm(self.fc(x)), 0.2).view(-1, self.c0, 4, 4)
         return self.to_rgb(self.ups(h))  # pre-tanh
 
 
@@ -170,6 +174,29 @@ class StackGenerator(nn.Module):
         return self.stages(z, c)[1]
 
 
+@torch.no_grad()
+def recalibrate(generator: StackGenerator, embeddings: torch.Tensor, seed: int = 0,
+                batch: int = 64) -> None:
+    """Set the generator's batch-norm running statistics to their average over samples of
+    `embeddings` `[N, embed_dim]` (one per sample) with fresh z: an averaged (EMA)
+    generator's own statistics, rather than those copied from the generator it averages."""
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative: every batch counts the same
+    gen = torch.Generator().manual_seed(seed)
+    was = generator.training
+    generator.train()
+    device = next(generator.parameters()).device
+    for start in range(0, len(embeddings), batch):
+        e = embeddings[start:start + batch].to(device)
+        z = torch.randn(len(e), generator.z_dim, generator=gen).to(device)
+        generator(z, e)
+    generator.train(was)
+    for m in norms:
+        m.momentum = 0.1
+
+
 # --- text input -----------------------------------------------------------------------------
 class ClipPooledInput(nn.Module):
     """The text input of a model trained on CLIP pooled embeddings: a learned projection."""
@@ -198,6 +225,19 @@ class ClipPooledInput(nn.Module):
 
 
 # --- the discriminators ------------------------------------------------------------------------
+def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """ProGAN's minibatch standard deviation as one more feature map: a batch of identical
+    images is easy to spot, so the generator cannot collapse onto one picture."""
+    n = h.shape[0]
+    g = min(group, n)
+    while n % g:
+        g -= 1
+    y = h.float().view(g, -1, *h.shape[1:])
+    std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))   # [n / g]
+    std = std.repeat(g).view(n, 1, 1, 1).expand(-1, 1, *h.shape[2:])
+    return torch.cat([h, std.to(h.dtype)], 1)
+
+
 class MatchingDiscriminator(nn.Module):
     """Image -> 4x4 features; logits for (image, text) and for the image alone. Every layer
     is spectrally normalised: without it the discriminator outran the generator within a
@@ -213,12 +253,12 @@ class MatchingDiscriminator(nn.Module):
             cin, size, width = width, size // 2, min(width * 2, 8 * channels)
         self.body = nn.Sequential(*layers)
         self.text = sn(nn.Linear(embed_dim, text_dim))
-        self.joint = nn.Sequential(sn(nn.Conv2d(cin + text_dim, cin, 1)), nn.LeakyReLU(0.2),
+        self.joint = nn.Sequential(sn(nn.Conv2d(cin + 1 + text_dim, cin, 1)), nn.LeakyReLU(0.2),
                                    sn(nn.Conv2d(cin, 1, 4)))
-        self.alone = sn(nn.Conv2d(cin, 1, 4))
+        self.alone = sn(nn.Conv2d(cin + 1, 1, 4))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.body(images)
+        return minibatch_std(self.body(images))
 
     def matching_logit(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         t = F.leaky_relu(self.text(unit_text(e)), 0.2)[:, :, None, None]

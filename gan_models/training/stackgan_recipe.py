@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..architectures.stackgan import full_config, kl_divergence
+from ..architectures.stackgan import full_config, kl_divergence, recalibrate
 from ..architectures.text_encoder import words
 from ..errors import GanStudioError
 from . import losses
@@ -31,6 +31,7 @@ from .plots import image_grid
 from .recipes import Phase, Recipe, StepContext, register_recipe
 
 MAX_CAPTION_WORDS = 48
+CALIBRATION = 256  # samples that set the exported generator's batch-norm statistics
 GRID_CAPTIONS = 8
 
 
@@ -216,6 +217,19 @@ class StackGANRecipe(Recipe):
             metrics[f"d_wrong{stage}"] = (wrong_l.detach() < 0).float().mean()
         metrics["loss_d"] = total.detach()
         return total, metrics
+
+    def finish_export(self, nets) -> None:
+        """The exported (averaged) generator gets batch-norm statistics of its own, measured
+        on CALIBRATION samples of the training captions (all words kept)."""
+        if not self.captions:
+            return
+        gen = torch.Generator().manual_seed(0)
+        picks = torch.randint(len(self.captions), (CALIBRATION,), generator=gen).tolist()
+        ids = [w for i in picks for w in self.captions[i]]
+        offsets = torch.tensor([0, *[len(self.captions[i]) for i in picks[:-1]]]).cumsum(0)
+        with torch.no_grad():
+            e = nets["text_encoder"](torch.tensor(ids), offsets)
+        recalibrate(nets["generator"], e)
 
     # --- pictures -----------------------------------------------------------------------------
     @torch.no_grad()
