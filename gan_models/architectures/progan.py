@@ -14,7 +14,8 @@ is the STAGE (the current output size) and ALPHA (how far the newest block has f
 
 Every conv/linear has an equalised learning rate (weights N(0, 1), scaled at run time by
 sqrt(2 / fan_in)), every G activation is LeakyReLU(0.2) followed by pixel norm, and the
-output is linear (no tanh), as in the paper and the PyTorch GAN zoo. The stage and alpha
+output is linear as in the paper and the PyTorch GAN zoo (`output="tanh"` squashes it after
+the fade-in blend, which keeps the fade continuous). The stage and alpha
 are buffers as well as config values: they travel with the EMA copy, the training state and
 a saved file, so a model generates at the size it was trained to so far.
 """
@@ -31,7 +32,9 @@ from ..registry import register
 
 DEFAULTS = {"resolution": 64, "z_dim": 128, "num_classes": 0, "channels": 3,
             "base_channels": 32, "max_channels": 256, "embed_dim": 32,
-            "stage_channels": None, "stage_resolution": None, "alpha": 1.0, "mbstd_group": 4}
+            "stage_channels": None, "stage_resolution": None, "alpha": 1.0, "mbstd_group": 4,
+            "output": "linear"}
+OUTPUTS = ("linear", "tanh")
 LEAK = 0.2
 
 
@@ -58,6 +61,8 @@ def full_config(config: dict) -> dict:
     if stage < 4 or stage > res or stage & (stage - 1):
         raise ValueError(f"ProGAN stage_resolution must be a power of two from 4 to {res}, "
                          f"got {stage}")
+    if cfg["output"] not in OUTPUTS:
+        raise ValueError(f"ProGAN output must be one of {OUTPUTS}, got {cfg['output']!r}")
     alpha = float(cfg["alpha"])
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"ProGAN alpha must be in [0, 1], got {alpha}")
@@ -164,10 +169,11 @@ class _Staged(nn.Module):
 # --- the networks ---------------------------------------------------------------------------
 class Generator(_Staged):
     def __init__(self, resolution, z_dim, num_classes, channels, base_channels, max_channels,
-                 embed_dim, stage_channels, stage_resolution, alpha, mbstd_group):
+                 embed_dim, stage_channels, stage_resolution, alpha, mbstd_group, output):
         super().__init__()
         cfg = full_config({k: v for k, v in locals().items() if k in DEFAULTS})
         self._init_stage(cfg)
+        self.squash = cfg["output"] == "tanh"
         self.z_dim, self.c_dim, self.img_channels = int(z_dim), int(num_classes), int(channels)
         widths = widths_of(cfg)
         in_dim = self.z_dim
@@ -203,12 +209,13 @@ class Generator(_Staged):
             conv_a, conv_b = self.blocks[level - 1]
             x = self._act(conv_b(self._act(conv_a(upsample(x)))))
         out = self.to_rgb[stage](x)
-        return out if previous is None else torch.lerp(previous, out, alpha)
+        out = out if previous is None else torch.lerp(previous, out, alpha)
+        return torch.tanh(out) if self.squash else out
 
 
 class Discriminator(_Staged):
     def __init__(self, resolution, z_dim, num_classes, channels, base_channels, max_channels,
-                 embed_dim, stage_channels, stage_resolution, alpha, mbstd_group):
+                 embed_dim, stage_channels, stage_resolution, alpha, mbstd_group, output):
         super().__init__()
         cfg = full_config({k: v for k, v in locals().items() if k in DEFAULTS})
         self._init_stage(cfg)

@@ -63,14 +63,15 @@ class ProGANRecipe(_ClassesWhenAny, Recipe):
     name = "progan"
     architecture = "progan"
     MODEL_KEYS = ("resolution", "z_dim", "base_channels", "max_channels", "embed_dim",
-                  "mbstd_group", "stage_channels")
+                  "mbstd_group", "stage_channels", "output")
     # Sized for CPUs: 128 channels at most (256 makes the 8-16 px stages four times slower);
     # 2 kimg per phase starts the 64 px fade at 14 kimg and is fully grown at 18 kimg (at
     # 64 px this network sees ~10 images per CPU second, gradient penalty included).
     # stage_channels: explicit widths (4 px first), set by imported models being fine-tuned.
     DEFAULTS = {"resolution": 64, "z_dim": 128, "base_channels": 32, "max_channels": 128,
-                "embed_dim": 32, "mbstd_group": 4, "stage_channels": None, "loss": "wgan-gp",
-                "lr_g": 1e-3, "lr_d": 1e-3, "beta1": 0.0, "beta2": 0.99, "gp_weight": 10.0,
+                "embed_dim": 32, "mbstd_group": 4, "stage_channels": None, "output": "linear",
+                "loss": "wgan-gp", "lr_g": 1e-3, "lr_d": 1e-3, "beta1": 0.0, "beta2": 0.99,
+                "gp_weight": 10.0,
                 "stage_kimg": 2.0, "fade_kimg": 2.0, "diffaugment": "", "conditional": True}
 
     def __init__(self, options: dict | None = None, num_classes: int = 0):

@@ -66,6 +66,17 @@ def test_fade_in_is_continuous_and_has_no_jump_at_stage_boundaries():
             assert max(steps) <= total / 20 * 1.01 + 1e-6 and total > 0
 
 
+def test_tanh_output_keeps_the_fade_continuous():
+    G = networks(output="tanh")["generator"]
+    z, c = torch.randn(2, 16), torch.eye(3)[:2]
+    with torch.no_grad():
+        G.set_stage(8, 1.0)
+        low = G(z, c)
+        G.set_stage(16, 0.0)
+        assert torch.allclose(G(z, c), upsample(low), atol=1e-6)
+        assert G(z, c).abs().max() <= 1
+
+
 def test_discriminator_fade_matches_its_previous_stage_at_alpha_zero():
     D = networks()["discriminator"]
     images, c = torch.rand(4, 3, 16, 16) * 2 - 1, torch.eye(3)[[0, 1, 2, 0]]
