@@ -183,7 +183,7 @@ def run_kind(kind: str, train, held_out, resolution: int, seconds: float, batch:
 
 
 # --- comparing trained models on a held-out folder -------------------------------------------
-SHEET_SCALE, SHEET_PER_ROW, SHEET_LABEL_W, SHEET_GAP = 2, 9, 230, 8
+SHEET_SCALE, SHEET_PER_ROW, SHEET_LABEL_W, SHEET_GAP = 2, 9, 120, 8
 
 
 def compare_models(models: dict, folder: Path, sheet: Path | None = None) -> dict:
@@ -238,9 +238,12 @@ def draw_sheet(rows: list, picks: list[int], path: Path) -> None:
     size = rows[0][1].shape[-1] * SHEET_SCALE
     blocks = [picks[i:i + SHEET_PER_ROW] for i in range(0, len(picks), SHEET_PER_ROW)]
     block_h = len(rows) * size + SHEET_GAP * 2
-    sheet = Image.new("RGB", (SHEET_LABEL_W + SHEET_PER_ROW * size, len(blocks) * block_h),
-                      "white")
-    draw, font = ImageDraw.Draw(sheet), label_font(16)
+    font = label_font(16)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_w = max(SHEET_LABEL_W, 16 + max(int(measure.textlength(label, font=font))
+                                          for label, _ in rows))
+    sheet = Image.new("RGB", (label_w + SHEET_PER_ROW * size, len(blocks) * block_h), "white")
+    draw = ImageDraw.Draw(sheet)
     for b, block in enumerate(blocks):
         for r, (label, images) in enumerate(rows):
             y = b * block_h + r * size
@@ -248,7 +251,7 @@ def draw_sheet(rows: list, picks: list[int], path: Path) -> None:
             for k, i in enumerate(block):
                 pixels = (images[i].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
                 tile = Image.fromarray(pixels).resize((size, size), Image.NEAREST)
-                sheet.paste(tile, (SHEET_LABEL_W + k * size, y))
+                sheet.paste(tile, (label_w + k * size, y))
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path, quality=92)
 
