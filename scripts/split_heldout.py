@@ -5,9 +5,9 @@
 writes OUT/train/<class>/... and OUT/heldout/<class>/... (hard links where the file system
 allows, copies otherwise). Stratified: each class folder gives round(fraction * its size)
 images (at least one) to the held-out side. Which ones is decided by the SHA-256 of the file
-name alone, so the split is the same on every machine and does not move when other files are
-added to a class. Files at the top level (e.g. ATTRIBUTION.txt) are copied to both sides.
-Idempotent: an existing OUT with the same split is left as it is.
+names alone (the lowest hashes of each class are held out), so the split is the same on every
+machine and in any file order. Files at the top level (e.g. ATTRIBUTION.txt) are copied to
+both sides. Idempotent: files already in OUT are left as they are.
 """
 
 from __future__ import annotations

@@ -170,3 +170,21 @@ def test_a_few_steps_on_shapes_reduce_the_reconstruction_error(shapes):
     after = l1()
     assert after < 0.6 * before, (before, after)
     assert t.history.as_dict()["g_adv"]  # the adversarial term was on for the last steps
+
+
+# --- the held-out split ------------------------------------------------------------------------
+def test_the_held_out_split_is_stratified_and_stable(tmp_path):
+    from split_heldout import split
+
+    source = tmp_path / "src"
+    for cls, count in (("a", 20), ("b", 7)):
+        (source / cls).mkdir(parents=True)
+        for i in range(count):
+            (source / cls / f"{cls}{i:02d}.png").write_bytes(b"x")
+    counts = split(source, tmp_path / "out", 0.1)
+    assert counts == {"a": {"train": 18, "heldout": 2}, "b": {"train": 6, "heldout": 1}}
+    held = {p.name for p in (tmp_path / "out" / "heldout").rglob("*.png")}
+    split(source, tmp_path / "again", 0.1)
+    assert {p.name for p in (tmp_path / "again" / "heldout").rglob("*.png")} == held
+    train = {p.name for p in (tmp_path / "out" / "train").rglob("*.png")}
+    assert len(held) == 3 and len(train) == 24 and not train & held
