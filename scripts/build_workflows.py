@@ -1,6 +1,6 @@
 """Regenerate the workflow gallery: workflows/<name>.json (UI) + workflows/api/<name>.json.
 
-    .venv/bin/python scripts/build_workflows.py [--thumbnails]
+    .venv/bin/python scripts/build_workflows.py [--thumbnails] [NAME ...]
 
 Each workflow is described once below with scripts/workflow_builder.py, against the node
 definitions of the real engine, so UI files and API twins cannot disagree. --thumbnails also
@@ -20,6 +20,7 @@ REPO = HERE.parent
 STARTER_MODEL = "gan_studio_twemoji_stylegan2.safetensors"
 VAE_MODEL = "gan_studio_twemoji_vae.safetensors"
 SKETCH_MODEL = "gan_studio_sketch2emoji.safetensors"
+TEXT_MODEL = "gan_studio_text2emoji.safetensors"
 NGC = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
 SG2_FFHQ = "stylegan2-ffhq-256x256.pkl"  # NVlabs' official pickles: users download them
 SG3_FFHQU = "stylegan3-t-ffhqu-256x256.pkl"
@@ -153,6 +154,52 @@ def seed_morph(wf) -> None:
             "with the sample grid: image *i* of a grid seeded *s* is seed *s* + *i*). "
             "`smoothstep` starts and stops gently; `slerp` (auto for z) keeps every frame a "
             "typical sample.", near=morph)
+
+
+def text_to_emoji(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=TEXT_MODEL)
+    latents = wf.add("GANStudioSampleLatents", model=model.out(), seed=0, batch_size=8)
+    text = wf.add("GANStudioTextCondition", model=model.out(), latents=latents.out(),
+                  prompts="grinning face + smileys and emotion, flag + flags, "
+                          "keycap + symbols, pizza + food and drink", mode="cycle")
+    images = wf.add("GANStudioGenerate", model=model.out(), latents=text.out())
+    bigger = wf.add("ImageScale", image=images.out(), upscale_method="nearest-exact",
+                    width=128, height=128, crop="disabled")
+    wf.add("SaveImage", images=bigger.out(), filename_prefix="gan_studio/text_to_emoji")
+    wf.note("**Type a prompt, get emoji.** The shipped text-to-emoji StackGAN draws 64 px "
+            "emoji from words of Twemoji names, short names and categories (e.g. `cat face`, "
+            "`pizza, food and drink`, `flag, flags`, `grinning face`). Commas separate "
+            "prompts: in `mix` mode their embeddings are averaged (weights like "
+            "`cat:0.7, rocket:0.3`), in `cycle` mode sample *i* gets prompt *i*. Words the "
+            "model never saw are ignored and listed under the node; `+` mixes prompts "
+            "within one entry of a cycle. Each seed is another drawing of the same text.",
+            near=text)
+
+
+def prompt_morph(wf) -> None:
+    model = wf.add("GANStudioLoadModel", ckpt_name=TEXT_MODEL)
+    latent = wf.add("GANStudioSampleLatents", model=model.out(), seed=3, batch_size=1)
+    copies = wf.add("GANStudioRepeatLatents", latents=latent.out(), times=3,
+                    mode="whole batch")
+    text = wf.add("GANStudioTextCondition", model=model.out(), latents=copies.out(),
+                  prompts="red heart\ngrinning face + smileys and emotion\n"
+                          "fire + travel and places",
+                  mode="cycle")
+    path = wf.add("GANStudioKeyframePath", model=model.out(), seeds="0",
+                  frames_per_segment=12, interpolation="spline", easing="ease-in-out",
+                  loop=True, truncation_psi=1.0, seconds=0.0, fps=12.0,
+                  keyframes=text.out())
+    images = wf.add("GANStudioGenerate", model=model.out(), latents=path.out())
+    bigger = wf.add("ImageScale", image=images.out(), upscale_method="bilinear", width=128,
+                    height=128, crop="disabled")
+    wf.add("SaveAnimatedWEBP", images=bigger.out(), filename_prefix="gan_studio/prompt_morph",
+           fps=12.0, lossless=False, quality=90, method="default")
+    wf.note("**Prompt morph.** One latent repeated three times, each copy given its own "
+            "prompt (`cycle`: one entry per line, `+` mixes prompts within an entry), then "
+            "Keyframe Path travels through them "
+            "and back: the text embedding moves together with the latent, so the emoji "
+            "morphs from one prompt to the next. Add lines for more keyframes; keep the fps "
+            "of **Save Animated WEBP** equal to the path's.", near=path)
 
 
 def style_mixing(wf) -> None:
@@ -408,7 +455,8 @@ WORKFLOWS = {"sample_grid": sample_grid, "class_grid": class_grid,
              "sketch_to_emoji": sketch_to_emoji, "photo_to_style": photo_to_style,
              "edit_sliders": edit_sliders, "project_and_animate": project_and_animate,
              "class_mixing": class_mixing,
-             "progan_training": progan_training}
+             "progan_training": progan_training, "text_to_emoji": text_to_emoji,
+             "prompt_morph": prompt_morph}
 
 
 def missing_models(engine, api: dict) -> list[str]:
@@ -455,7 +503,10 @@ def main(argv: list[str]) -> int:
     engine = Engine.get(output_dir=Path(tempfile.mkdtemp(prefix="gan_studio_thumbs_")),
                         input_dir=Path(tempfile.mkdtemp(prefix="gan_studio_inputs_")))
     info = engine_object_info(engine)
+    chosen = [a for a in argv if not a.startswith("--")]  # names: only these workflows
     for name, build in WORKFLOWS.items():
+        if chosen and name not in chosen:
+            continue
         wf = Workflow(info)
         build(wf)
         api = wf.api()

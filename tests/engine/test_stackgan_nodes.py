@@ -162,3 +162,30 @@ def test_clip_conditioning_drives_a_clip_pooled_model(stackgan):
     with pytest.raises(Exception, match="has no pooled output"):
         _condition(stackgan, CLIP, [[torch.zeros(1, 77, 12), {}]])
 
+
+# --- the shipped text -> emoji model ----------------------------------------------------------------
+SHIPPED = "gan_studio_text2emoji.safetensors"
+
+
+def shipped_prompt(prompts, mode="mix", prefix="t2e"):
+    prompt = text_prompt(prompts, mode, batch=3, prefix=prefix)
+    prompt["1"]["inputs"]["ckpt_name"] = SHIPPED
+    return prompt
+
+
+def test_the_shipped_model_takes_lists_mixes_and_unknown_words(engine, engine_dirs):
+    heart = engine.run(shipped_prompt("red heart", prefix="t2e_heart"))
+    assert heart.success, heart.describe_error()
+    heart = saved(engine_dirs, heart, "6")
+    assert heart[0].shape == (64, 64, 3)
+    flag = saved(engine_dirs, engine.run(shipped_prompt("flag, flags", prefix="t2e_flag")), "6")
+    assert np.abs(heart[0] - flag[0]).mean() > 2
+    cycled = saved(engine_dirs, engine.run(shipped_prompt("red heart, flag + flags", "cycle",
+                                                          prefix="t2e_cycle")), "6")
+    assert np.array_equal(cycled[0], heart[0]) and np.array_equal(cycled[1], flag[1])
+    assert np.array_equal(cycled[2], heart[2])
+    mixed = saved(engine_dirs, engine.run(shipped_prompt("red heart:0.5, flag:0.5",
+                                                         prefix="t2e_mix")), "6")
+    assert not np.array_equal(mixed[0], heart[0])
+    unknown = engine.run(shipped_prompt("red heart qwertyuiop", prefix="t2e_unknown"))
+    assert unknown.outputs["3"]["text"] == ["ignored unknown words: qwertyuiop"]

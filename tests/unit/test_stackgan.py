@@ -270,3 +270,26 @@ def test_text_faithfulness_numbers(shapes):
         assert 0 <= result[key]["overall"] <= 1
     # Real images are their own nearest neighbours in the bank: the ceiling is 1.
     assert result["subcategory_judge_on_real"]["overall"] == 1.0
+
+
+# --- the shipped model ---------------------------------------------------------------------------------
+def test_the_shipped_text_to_emoji_model():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "models" / "gan" / \
+        "gan_studio_text2emoji.safetensors"
+    assert path.stat().st_size < 20 * 2**20
+    model = gan_models.load_model(path)
+    assert (model.architecture, model.resolution, model.conditioning) == ("stackgan", 64, "text")
+    assert text_input_of(model) == "words" and model.config["text_input"] == "words"
+    assert model.metadata["provenance"]["recipe"] == "stackgan"
+    assert {"cat", "face", "flag", "heart", "pizza"} <= set(model.networks["text_encoder"].vocab)
+    # Different prompts, different pictures: flags come out redder-and-bluer than faces, which
+    # are yellow (mean colour over eight seeds).
+    z = model.sample_latents(0, 8)
+    with torch.no_grad():
+        face = model.synthesize(z.with_labels(model.encode_text(
+            ["grinning face, smileys and emotion"]).expand(8, -1)))
+        flag = model.synthesize(z.with_labels(model.encode_text(["flag, flags"]).expand(8, -1)))
+    yellow = lambda x: float((x[:, 0] + x[:, 1] - 2 * x[:, 2]).mean())  # noqa: E731
+    assert yellow(face) > yellow(flag) + 0.1
