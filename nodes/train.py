@@ -192,8 +192,8 @@ class GANTrainer(io.ComfyNode):
                 io.Combo.Input("loss", options=list(LOSSES), default="ns",
                                tooltip="ns: non-saturating (standard). hinge: often steadier. "
                                        "wgan-gp: Wasserstein with gradient penalty (slower; "
-                                       "dcgan and cdcgan only, stylegan2-ada regularises D "
-                                       "with R1)."),
+                                       "dcgan, cdcgan and progan; "
+                                       "stylegan2-ada regularises D with R1)."),
                 io.Combo.Input("diffaugment", options=list(AUGMENT_CHOICES), default="off",
                                tooltip="Differentiable augmentation of real and fake images "
                                        f"({', '.join(POLICIES)}): helps with small datasets "

@@ -3,7 +3,7 @@
 Pure PyTorch like the rest of the library; ComfyUI nodes and the CLI sit on top of it.
 """
 
-# Each import registers recipes: fastgan, projected, ...; fast-style; pix2pix, cyclegan;
+# Each import registers recipes: fastgan, projected, ...; progan; fast-style; pix2pix, cyclegan;
 # vae, beta_vae, cvae, vqvae; vae-perceptual.
 from . import (  # noqa: E402,F401
     biggan_recipe,
