@@ -199,11 +199,30 @@ def write_coloured_shapes(folder: Path, per_class: int = 12, size: int = 16) -> 
     return folder
 
 
-def test_a_few_fastgan_steps_raise_the_judges_accuracy_above_chance(tmp_path):
-    data = load_image_folder(write_coloured_shapes(tmp_path / "shapes"), 32)
+@pytest.fixture(scope="module")
+def coloured_shapes_and_judge(tmp_path_factory):
+    data = load_image_folder(write_coloured_shapes(tmp_path_factory.mktemp("coloured")), 32)
     judge, report = train_judge(data, steps=40, holdout=0.2)
     assert report["heldout_balanced_accuracy"] > 0.9
-    t = trainer(data, "fastgan", batch=12, lr_g=2e-3, lr_d=2e-3)
+    return data, judge
+
+
+# Known weakness, kept visible: the projected discriminator's class term (a projection on
+# frozen ImageNet features) teaches classes slowly. In 25 (or 80) steps on these shapes its
+# generators stay at chance, and on Twemoji they follow classes less than the others
+# (docs/models.md). strict: the day they learn, this test says so.
+SLOW_CLASSES = pytest.mark.xfail(strict=True, reason="projected recipes learn classes slowly")
+
+
+@pytest.mark.parametrize("recipe, options", [
+    ("fastgan", {}),
+    pytest.param("projected", {"projected_size": 64}, marks=SLOW_CLASSES),
+    pytest.param("projected-stylegan2", {"projected_size": 64}, marks=SLOW_CLASSES),
+])
+def test_a_few_steps_raise_the_judges_accuracy_above_chance(coloured_shapes_and_judge,
+                                                            recipe, options):
+    data, judge = coloured_shapes_and_judge
+    t = trainer(data, recipe, batch=12, lr_g=2e-3, lr_d=2e-3, **options)
     before = class_accuracy(t.export_model(), judge, 20)
     t.train_steps(25)
     after = class_accuracy(t.export_model(), judge, 20)
