@@ -130,7 +130,10 @@ def progan_training(wf) -> None:
     cond = wf.add("GANStudioClassCondition", model=steps.out(1), latents=latents.out(),
                   classes="circle, square, triangle", mode="cycle")
     images = wf.add("GANStudioGenerate", model=steps.out(1), latents=cond.out())
-    wf.add("SaveImage", images=images.out(), filename_prefix="gan_studio/progan_shapes")
+    # The model draws at the stage it has reached (4 px at first): show every stage at 64 px.
+    bigger = wf.add("ImageScale", image=images.out(), upscale_method="nearest-exact", width=64,
+                    height=64, crop="disabled")
+    wf.add("SaveImage", images=bigger.out(), filename_prefix="gan_studio/progan_shapes")
     wf.note("**Grow a Progressive GAN.** The `progan` recipe starts at 4x4 and adds a block "
             "per doubling, fading each one in (`stage_kimg` stable and `fade_kimg` fading, in "
             "thousands of images). The preview names the stage (e.g. `16px fade 0.40`) and "
