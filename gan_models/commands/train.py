@@ -24,8 +24,8 @@ from ..training.losses import LOSSES
 # argparse destinations that are recipe options (None = not given: recipe default).
 RECIPE_OPTIONS = ("resolution", "z_dim", "base_channels", "max_channels", "loss", "lr_g", "lr_d",
                   "beta1", "beta2", "gp_weight", "diffaugment", "ema_kimg", "amp")
-RUN_OPTIONS = ("data", "recipe", "batch", "batch_gpu", "kimg", "minutes", "cpu_minutes", "seed", "xflip", "fit",
-               "background", "snap_every", "log_every", "keep", "init")
+RUN_OPTIONS = ("data", "recipe", "batch", "batch_gpu", "kimg", "minutes", "cpu_minutes", "seed",
+               "xflip", "fit", "background", "snap_every", "log_every", "keep", "init")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

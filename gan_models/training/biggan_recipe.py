@@ -66,12 +66,7 @@ class BigGANRecipe(ConditionalDCGANRecipe):
             self.policy = parse_policy(self.options["diffaugment"])
         except ValueError as exc:
             raise GanStudioError(f"recipe {self.name}: {exc}") from None
-        for key in ("lr_g", "lr_d"):
-            if not float(self.options[key]) > 0:
-                raise GanStudioError(f"{key} must be positive, got {self.options[key]}")
-        for key in ("beta1", "beta2"):
-            if not 0 <= float(self.options[key]) < 1:
-                raise GanStudioError(f"{key} must be in [0, 1), got {self.options[key]}")
+        self.check_adam()
 
     def model_config(self) -> dict:
         o = self.options

@@ -68,12 +68,7 @@ class FastGANRecipe(_ClassesWhenAny, Recipe):
         if o["loss"] not in self.LOSS_KINDS:
             raise GanStudioError(f"recipe {self.name}: loss must be one of {self.LOSS_KINDS}, "
                                  f"got {o['loss']!r}")
-        for key in ("lr_g", "lr_d"):
-            if not float(o[key]) > 0:
-                raise GanStudioError(f"recipe {self.name}: {key} must be positive, got {o[key]}")
-        for key in ("beta1", "beta2"):
-            if not 0 <= float(o[key]) < 1:
-                raise GanStudioError(f"recipe {self.name}: {key} must be in [0, 1), got {o[key]}")
+        self.check_adam()
         if float(o.get("recon_weight", 0)) < 0:
             raise GanStudioError(f"recipe {self.name}: recon_weight must be 0 or more")
 

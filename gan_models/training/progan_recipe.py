@@ -88,12 +88,7 @@ class ProGANRecipe(_ClassesWhenAny, Recipe):
             self.policy = parse_policy(o["diffaugment"])
         except ValueError as exc:
             raise GanStudioError(f"recipe {self.name}: {exc}") from None
-        for key in ("lr_g", "lr_d"):
-            if not float(o[key]) > 0:
-                raise GanStudioError(f"recipe {self.name}: {key} must be positive, got {o[key]}")
-        for key in ("beta1", "beta2"):
-            if not 0 <= float(o[key]) < 1:
-                raise GanStudioError(f"recipe {self.name}: {key} must be in [0, 1), got {o[key]}")
+        self.check_adam()
         if not float(o["stage_kimg"]) > 0 or not float(o["fade_kimg"]) >= 0:
             raise GanStudioError(f"recipe {self.name}: stage_kimg must be positive and "
                                  "fade_kimg 0 or more (thousands of images per phase)")

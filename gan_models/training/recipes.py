@@ -76,6 +76,16 @@ class Recipe:
     def validate(self) -> None:
         """Raise GanStudioError for bad option values."""
 
+    def check_adam(self, lr_keys: tuple[str, ...] = ("lr_g", "lr_d")) -> None:
+        """The Adam options every recipe shares: positive learning rates, betas in [0, 1)."""
+        o = self.options
+        for key in lr_keys:
+            if not float(o[key]) > 0:
+                raise GanStudioError(f"recipe {self.name}: {key} must be positive, got {o[key]}")
+        for key in ("beta1", "beta2"):
+            if not 0 <= float(o[key]) < 1:
+                raise GanStudioError(f"recipe {self.name}: {key} must be in [0, 1), got {o[key]}")
+
     def make_optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
@@ -165,12 +175,7 @@ class DCGANRecipe(Recipe):
             self.policy = parse_policy(self.options["diffaugment"])
         except ValueError as exc:
             raise GanStudioError(f"recipe {self.name}: {exc}") from None
-        for key in ("lr_g", "lr_d"):
-            if not float(self.options[key]) > 0:
-                raise GanStudioError(f"{key} must be positive, got {self.options[key]}")
-        for key in ("beta1", "beta2"):
-            if not 0 <= float(self.options[key]) < 1:
-                raise GanStudioError(f"{key} must be in [0, 1), got {self.options[key]}")
+        self.check_adam()
 
     def make_optimizers(self, nets):
         betas = (float(self.options["beta1"]), float(self.options["beta2"]))

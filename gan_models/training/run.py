@@ -39,7 +39,8 @@ from .snapshots import read_state
 # Settings that define the run's math: a resumed run must keep them.
 FIXED = ("recipe", "options", "batch", "seed", "xflip", "fit", "background")
 # Settings a resumed run may change; when not given again they keep their stored values.
-ADJUSTABLE = ("data", "kimg", "minutes", "cpu_minutes", "batch_gpu", "snap_every", "log_every", "keep")
+ADJUSTABLE = ("data", "kimg", "minutes", "cpu_minutes", "batch_gpu", "snap_every", "log_every",
+              "keep")
 STOPPED = 130
 # Snapshots a Train Steps run keeps (it writes one every few minutes however long it runs).
 GRAPH_KEEP = 3
@@ -55,7 +56,7 @@ class RunSettings:
     batch_gpu: int | None = None
     kimg: float = 100.0
     minutes: float = 0.0      # training-time budget, resumes included (0 = none)
-    cpu_minutes: float = 0.0  # the same in CPU time of this process (fair for runs sharing a machine)
+    cpu_minutes: float = 0.0  # the same in this process's CPU time (fair on a shared machine)
     seed: int = 0
     xflip: bool = False
     fit: str = "crop"

@@ -63,12 +63,7 @@ class _TranslatorRecipe(Recipe):
                                  f"got {o['loss']!r}")
         if o["norm"] not in NORMS:
             raise GanStudioError(f"recipe {self.name}: norm must be one of {NORMS}")
-        for key in ("lr_g", "lr_d"):
-            if not float(o[key]) > 0:
-                raise GanStudioError(f"{key} must be positive, got {o[key]}")
-        for key in ("beta1", "beta2"):
-            if not 0 <= float(o[key]) < 1:
-                raise GanStudioError(f"{key} must be in [0, 1), got {o[key]}")
+        self.check_adam()
         for key in ("base_channels", "ndf"):
             if not 1 <= int(o[key]) <= 512:
                 raise GanStudioError(f"{key} must be 1..512, got {o[key]}")

@@ -52,11 +52,7 @@ class _AutoencoderRecipe(Recipe):
         if o["recon_loss"] not in RECON_LOSSES:
             raise GanStudioError(f"recipe {self.name}: recon_loss must be one of "
                                  f"{RECON_LOSSES}, got {o['recon_loss']!r}")
-        if not float(o["lr"]) > 0:
-            raise GanStudioError(f"lr must be positive, got {o['lr']}")
-        for key in ("beta1", "beta2"):
-            if not 0 <= float(o[key]) < 1:
-                raise GanStudioError(f"{key} must be in [0, 1), got {o[key]}")
+        self.check_adam(lr_keys=("lr",))
 
     def make_optimizers(self, nets):
         params = [*nets["encoder"].parameters(), *nets["generator"].parameters()]
