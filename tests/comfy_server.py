@@ -73,12 +73,11 @@ def start_server(root: Path, frontend: bool = False, preexec_fn=None) -> Server:
 
     save_tiny(dirs["models"] / "gan", "tiny_cond.safetensors", num_classes=3,
               class_names=["circle", "square", "triangle"])
-    from helpers import write_biggan_standin, write_nvlabs_standins
+    from helpers import write_nvlabs_standins
 
     from gan_models.training.shapes import write_shapes_folder
 
     write_nvlabs_standins(dirs["models"] / "gan")
-    write_biggan_standin(dirs["models"] / "gan")
 
     write_shapes_folder(dirs["input"] / "gan_studio_shapes", per_class=16, size=32)
     settings = dirs["user"] / "default" / "comfy.settings.json"

@@ -86,29 +86,3 @@ def write_nvlabs_standins(folder: Path) -> None:
                                    d_kwargs, module_src=STYLEGAN2_SRC if family == "stylegan2"
                                    else "class Generator: pass\n")
         write_nvlabs_pickle(Path(folder) / name, data)
-
-
-TWEMOJI_CLASSES = ["activities", "animals_and_nature", "flags", "food_and_drink", "objects",
-                   "people_and_body", "smileys_and_emotion", "symbols", "travel_and_places"]
-BIGGAN_MODEL = "gan_studio_twemoji_biggan.safetensors"  # the class_mixing workflow's model
-
-
-def write_biggan_standin(folder: Path) -> None:
-    """A tiny 32 px BigGAN with the Twemoji category names under the class_mixing workflow's
-    model name, for a checkout whose models/gan does not ship that trained model (a shipped
-    one is used as it is)."""
-    import torch
-
-    from gan_models.architectures.biggan import standing_statistics
-    from gan_models.training.biggan_recipe import deep_layers
-
-    if (Path(__file__).resolve().parents[1] / "models" / "gan" / BIGGAN_MODEL).is_file():
-        return
-    layers, attention = deep_layers(32)
-    config = {"output_dim": 32, "z_dim": 8, "class_embed_dim": 8, "channel_width": 4,
-              "num_classes": 9, "layers": layers, "attention_layer_position": attention,
-              "n_stats": 5}
-    torch.manual_seed(9)
-    model = gan_models.GenerativeModel.create("biggan", config, class_names=TWEMOJI_CLASSES)
-    standing_statistics(model.generator, batches=1, batch_size=18)
-    gan_models.save_model(model, Path(folder) / BIGGAN_MODEL)
