@@ -86,3 +86,28 @@ def write_nvlabs_standins(folder: Path) -> None:
                                    d_kwargs, module_src=STYLEGAN2_SRC if family == "stylegan2"
                                    else "class Generator: pass\n")
         write_nvlabs_pickle(Path(folder) / name, data)
+
+
+def assert_resume_is_bit_exact(make_trainer, dataset, folder: Path, before: int, after: int):
+    """Train before + after steps straight, and before steps, a snapshot, a resume as `--resume`
+    does it, then after steps: weights, optimisers, EMA and samples must be identical. Returns
+    the resumed trainer."""
+    import torch
+
+    from gan_models.training import Trainer, read_state, write_snapshot
+
+    straight = make_trainer()
+    straight.train_steps(before + after)
+    first = make_trainer()
+    first.train_steps(before)
+    paths = write_snapshot(Path(folder), first)
+    del first
+    tensors, meta = read_state(paths["state"])
+    torch.manual_seed(999)  # training randomness must not depend on the global RNG
+    resumed = Trainer.from_state(tensors, meta, dataset, restore_global_rng=True)
+    resumed.train_steps(after)
+    a, b = straight.state_dict(include_rng=False)[0], resumed.state_dict(include_rng=False)[0]
+    assert a.keys() == b.keys()
+    assert not [k for k in a if not torch.equal(a[k], b[k])]
+    assert torch.equal(straight.sample_grid(), resumed.sample_grid())
+    return resumed

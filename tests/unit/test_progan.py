@@ -12,13 +12,14 @@ import types
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import assert_resume_is_bit_exact
 from torch import nn
 
 import gan_models
 from gan_models import registry
 from gan_models.architectures.progan import upsample
 from gan_models.errors import CheckpointError, GanStudioError
-from gan_models.training import Trainer, load_image_folder, make_recipe, read_state, write_snapshot
+from gan_models.training import Trainer, load_image_folder, make_recipe
 from gan_models.training.progan_recipe import images_at, stage_at
 from gan_models.training.shapes import write_shapes_folder
 
@@ -163,20 +164,8 @@ def test_fine_tuning_a_progan_continues_from_its_stage(shapes):
 @pytest.mark.parametrize("split", [5, 13])  # mid-fade to 8 px, mid-fade to 16 px
 def test_resume_in_the_middle_of_a_fade_is_bit_exact(shapes, tmp_path, split):
     assert stage_at(split * 4, 16, 0.016, 0.016)[1] < 1
-    straight = trainer(shapes, seed=3, ema_kimg=0.05)
-    straight.train_steps(split + 3)
-    first = trainer(shapes, seed=3, ema_kimg=0.05)
-    first.train_steps(split)
-    paths = write_snapshot(tmp_path / f"snaps{split}", first)
-    del first
-    tensors, meta = read_state(paths["state"])
-    torch.manual_seed(999)  # training randomness must not depend on the global RNG
-    resumed = Trainer.from_state(tensors, meta, shapes, restore_global_rng=True)
-    resumed.train_steps(3)
-    sa, sb = straight.state_dict(include_rng=False)[0], resumed.state_dict(include_rng=False)[0]
-    assert sa.keys() == sb.keys()
-    assert not [k for k in sa if not torch.equal(sa[k], sb[k])]
-    assert torch.equal(straight.sample_grid(), resumed.sample_grid())
+    assert_resume_is_bit_exact(lambda: trainer(shapes, seed=3, ema_kimg=0.05), shapes,
+                               tmp_path / f"snaps{split}", split, 3)
 
 
 def test_bad_options_are_refused(shapes):

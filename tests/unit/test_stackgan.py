@@ -12,13 +12,14 @@ import random
 import numpy as np
 import pytest
 import torch
+from helpers import assert_resume_is_bit_exact
 from PIL import Image, ImageDraw
 
 import gan_models
 from gan_models.architectures.stackgan import conditioning_augmentation, kl_divergence
 from gan_models.errors import GanStudioError
 from gan_models.latent.text import pooled_rows, text_input_of
-from gan_models.training import Trainer, make_recipe, read_state, write_snapshot
+from gan_models.training import Trainer, make_recipe
 from gan_models.training.captions import CaptionedDataset, load_captioned_folder
 from gan_models.training.stackgan_recipe import matching_aware_d_loss
 
@@ -178,20 +179,8 @@ def test_clip_pooled_models(shapes):
 
 # --- training ----------------------------------------------------------------------------------------
 def test_resume_is_bit_exact(shapes, tmp_path):
-    straight = trainer(shapes, batch=8, seed=3, ema_kimg=0.05)
-    straight.train_steps(4)
-    first = trainer(shapes, batch=8, seed=3, ema_kimg=0.05)
-    first.train_steps(2)
-    paths = write_snapshot(tmp_path / "snaps", first)
-    del first
-    tensors, meta = read_state(paths["state"])
-    torch.manual_seed(999)  # training randomness must not depend on the global RNG
-    resumed = Trainer.from_state(tensors, meta, shapes, restore_global_rng=True)
-    resumed.train_steps(2)
-    a, b = straight.state_dict(include_rng=False)[0], resumed.state_dict(include_rng=False)[0]
-    assert a.keys() == b.keys()
-    assert not [k for k in a if not torch.equal(a[k], b[k])]
-    assert torch.equal(straight.sample_grid(), resumed.sample_grid())
+    resumed = assert_resume_is_bit_exact(
+        lambda: trainer(shapes, batch=8, seed=3, ema_kimg=0.05), shapes, tmp_path / "snaps", 2, 2)
     # A copy made without the data (new learning rates) keeps the tokenised captions.
     resumed.change_learning_rates({"lr_g": 1e-4})
     resumed.train_steps(1)
