@@ -136,6 +136,25 @@ def test_feature_network_stays_frozen(shapes, recipe):
     assert t.history.as_dict()["loss_d"]
 
 
+def test_conditional_heads_score_only_through_the_class():
+    """Every logit of a class-conditional head is a dot product with the class embedding:
+    no class-free logit that could tell real from fake while ignoring the class."""
+    from gan_models.training.projected import ScaleHead
+
+    torch.manual_seed(0)
+    head = ScaleHead(channels=8, size=16, num_classes=3).eval()  # spectral norm: no power step
+    x = torch.randn(2, 8, 16, 16)
+    no_class = torch.zeros(2, 3)
+    assert torch.equal(head(x, no_class), torch.zeros(2, 16))
+    a, b = head(x, torch.eye(3)[[0, 0]]), head(x, torch.eye(3)[[1, 1]])
+    assert a.shape == (2, 16) and not torch.allclose(a, b)
+    mixed = head(x, torch.tensor([[0.5, 0.5, 0.0]] * 2))
+    assert torch.allclose(mixed, (a + b) / 2, atol=1e-6)  # class mixes are linear
+    with pytest.raises(gan_models.GanStudioError, match="class-conditional"):
+        head(x, None)
+    assert ScaleHead(channels=8, size=16, num_classes=0)(x, None).shape == (2, 16)
+
+
 # --- resume -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("recipe", ["fastgan", "projected", "projected-stylegan2"])
 def test_resume_is_bit_exact(shapes, tmp_path, recipe):
