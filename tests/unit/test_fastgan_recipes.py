@@ -136,23 +136,20 @@ def test_feature_network_stays_frozen(shapes, recipe):
     assert t.history.as_dict()["loss_d"]
 
 
-def test_conditional_heads_score_only_through_the_class():
-    """Every logit of a class-conditional head is a dot product with the class embedding:
-    no class-free logit that could tell real from fake while ignoring the class."""
+def test_conditional_heads_add_a_class_projection_term():
+    """A class-conditional head's logits are the class-free logits plus a term linear in the
+    class weights: zero weights leave the class-free logits, mixes average the classes."""
     from gan_models.training.projected import ScaleHead
 
     torch.manual_seed(0)
     head = ScaleHead(channels=8, size=16, num_classes=3).eval()  # spectral norm: no power step
     x = torch.randn(2, 8, 16, 16)
-    no_class = torch.zeros(2, 3)
-    assert torch.equal(head(x, no_class), torch.zeros(2, 16))
+    free = head(x, None)
+    assert free.shape == (2, 16) and torch.allclose(head(x, torch.zeros(2, 3)), free)
     a, b = head(x, torch.eye(3)[[0, 0]]), head(x, torch.eye(3)[[1, 1]])
-    assert a.shape == (2, 16) and not torch.allclose(a, b)
+    assert not torch.allclose(a, b)
     mixed = head(x, torch.tensor([[0.5, 0.5, 0.0]] * 2))
-    assert torch.allclose(mixed, (a + b) / 2, atol=1e-6)  # class mixes are linear
-    with pytest.raises(gan_models.GanStudioError, match="class-conditional"):
-        head(x, None)
-    assert ScaleHead(channels=8, size=16, num_classes=0)(x, None).shape == (2, 16)
+    assert torch.allclose(mixed, (a + b) / 2, atol=1e-6)
 
 
 # --- resume -------------------------------------------------------------------------------------
@@ -209,8 +206,9 @@ def coloured_shapes_and_judge(tmp_path_factory):
     return data, judge
 
 
-# 50 steps, and the projected discriminators at their default 64 channels: 8 random channels
-# keep too little of the frozen features' colour for the classes to show in 50 steps.
+# 100 steps, and the projected discriminators at their default 64 channels: 8 random channels
+# keep too little of the frozen features' colour, and with them neither projected recipe left
+# chance in 80 steps (at 64 channels the projected FastGAN reaches 0.93 at 100 steps).
 @pytest.mark.parametrize("recipe, options", [
     ("fastgan", {}),
     ("projected", {"projected_size": 64, "projected_channels": 64}),
@@ -221,7 +219,7 @@ def test_a_few_steps_raise_the_judges_accuracy_above_chance(coloured_shapes_and_
     data, judge = coloured_shapes_and_judge
     t = trainer(data, recipe, batch=12, lr_g=2e-3, lr_d=2e-3, **options)
     before = class_accuracy(t.export_model(), judge, 20)
-    t.train_steps(50)
+    t.train_steps(100)
     after = class_accuracy(t.export_model(), judge, 20)
     assert after > max(before, 1 / 3) + 0.1, (before, after)
 
