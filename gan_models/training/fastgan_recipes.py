@@ -11,8 +11,8 @@
 
 All three are class-conditional when the dataset has two or more classes (conditional=false
 ignores them): class-conditional BatchNorm in the FastGAN generator, the class input of the
-StyleGAN2 mapping network, a projection term in FastGAN's discriminator, and class-projected
-logits in the projected heads (projected.ScaleHead).
+StyleGAN2 mapping network, and a projection term beside the class-free logit in every
+discriminator (FastGAN's and each projected head, projected.ScaleHead).
 """
 
 from __future__ import annotations

@@ -71,8 +71,8 @@ class ProGANRecipe(_ClassesWhenAny, Recipe):
     DEFAULTS = {"resolution": 64, "z_dim": 128, "base_channels": 32, "max_channels": 128,
                 "embed_dim": 32, "mbstd_group": 4, "stage_channels": None, "output": "linear",
                 "loss": "wgan-gp", "lr_g": 1e-3, "lr_d": 1e-3, "beta1": 0.0, "beta2": 0.99,
-                "gp_weight": 10.0,
-                "stage_kimg": 2.0, "fade_kimg": 2.0, "diffaugment": "", "conditional": True}
+                "gp_weight": 10.0, "stage_kimg": 2.0, "fade_kimg": 2.0, "diffaugment": "",
+                "conditional": True}
 
     def __init__(self, options: dict | None = None, num_classes: int = 0):
         self.images = 0  # images shown before the last trained step (what its stage was)
