@@ -7,6 +7,8 @@ Two equivalent ways to run it; `fused_modconv=None` picks per call:
 - plain: scale the input channels by the styles, convolve with the shared weight, scale
   the output channels by the demodulation coefficients. One big batched convolution and
   no per-sample weights; the default for batches > 1 and for small, many-channel inputs.
+Many-channel 3x3 convolutions without autograd on the CPU take a third way, Winograd's
+F(4x4, 3x3) (`winograd`), with the styles and the demodulation folded into its transforms.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
+from . import winograd
 from .conv2d_resample import conv2d_resample
 
 
@@ -96,7 +99,14 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, weight, styles, noise, bias))
 
-    if fused_modconv:
+    if up == 1 and down == 1 and flip_weight and winograd.worth_it(x, weight, padding):
+        # Many-channel 3x3 convs on the CPU: Winograd, with the modulation and the
+        # demodulation folded into its transforms (no per-sample weights either way).
+        x = winograd.conv3x3(x, weight, padding, in_scale=styles,
+                             out_scale=scale if scale is not None else gain)
+        if bias is not None:
+            x.add_((bias * gain).to(x.dtype)[None, :, None, None])
+    elif fused_modconv:
         coef = styles[:, None, :]                                         # [B, 1, I]
         coef = coef * (scale[:, :, None] if scale is not None else gain)  # [B, O|1, I]
         if batch == 1:
@@ -126,8 +136,10 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
             x = x * mul if add is None else torch.addcmul(add, x, mul)
         elif add is None:
             x.mul_(mul)
-        else:
+        elif torch.is_tensor(mul):
             torch.addcmul(add, x, mul, out=x)
+        else:  # no demodulation: the gain is a float
+            x.mul_(mul).add_(add)
     if noise is not None:
         noise = noise.to(x.dtype)
         x = x + noise if grad else x.add_(noise)
