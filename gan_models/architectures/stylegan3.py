@@ -24,6 +24,7 @@ from torch import nn
 
 from .. import ops
 from ..ops.filtered_lrelu import filtered_lrelu
+from ..ops.scratch import Scratch
 from ..registry import register
 from .stylegan2 import Discriminator, FullyConnectedLayer, MappingNetwork
 
@@ -96,9 +97,11 @@ def view_transform(translate=(0.0, 0.0), angle_degrees: float = 0.0) -> torch.Te
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
                      demodulate: bool = True, padding: int = 0,
-                     input_gain: torch.Tensor | None = None) -> torch.Tensor:
+                     input_gain: torch.Tensor | None = None,
+                     out: torch.Tensor | None = None) -> torch.Tensor:
     """StyleGAN3's modulated conv: x `[N, I, H, W]`, weight `[O, I, k, k]`, styles `[N, I]`;
-    input_gain (a scalar tensor) scales the result after demodulation."""
+    input_gain (a scalar tensor) scales the result after demodulation; out: see
+    `ops.modulated_conv2d`."""
     if demodulate and x.dtype == torch.float16:
         # Normalise weight and styles to unit RMS first (demodulation cancels the scale)
         # so the per-sample weights stay in range in fp16. float32 and bfloat16 have the
@@ -106,7 +109,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         weight = weight * weight.square().mean([1, 2, 3], keepdim=True).rsqrt()
         styles = styles * styles.square().mean().rsqrt()
     return ops.modulated_conv2d(x, weight, styles, padding=padding, demodulate=demodulate,
-                                gain=1.0 if input_gain is None else input_gain)
+                                gain=1.0 if input_gain is None else input_gain, out=out)
 
 
 # --- synthesis building blocks ---------------------------------------------------------
@@ -232,7 +235,10 @@ class SynthesisLayer(nn.Module):
         return ratio
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const",
-                force_fp32: bool = False, update_emas: bool = False) -> torch.Tensor:
+                force_fp32: bool = False, update_emas: bool = False,
+                buffers: Scratch | None = None) -> torch.Tensor:
+        """buffers: where the conv output and the activation may be written (reused from
+        layer to layer; see `ops.scratch`). The result may live in them."""
         if update_emas:
             with torch.no_grad():
                 magnitude = x.detach().to(torch.float32).square().mean()
@@ -246,14 +252,19 @@ class SynthesisLayer(nn.Module):
         # Under autocast the convolution picks the dtype; a cast here would only add a pass.
         autocast = torch.is_autocast_enabled(x.device.type)
         dtype = torch.float16 if fp16 else (x.dtype if autocast else torch.float32)
+        n = x.shape[0]
+        conv_size = self.in_size + self.conv_kernel - 1
         x = modulated_conv2d(x.to(dtype), self.weight, styles, demodulate=not self.is_torgb,
-                             padding=self.conv_kernel - 1, input_gain=input_gain)
+                             padding=self.conv_kernel - 1, input_gain=input_gain,
+                             out=buffers and buffers.take(
+                                 "conv", (n, self.out_channels, conv_size, conv_size)))
         dtype = x.dtype
         return filtered_lrelu(
             x, fu=self.up_filter, fd=self.down_filter, b=self.bias.to(dtype),
             up=self.up_factor, down=self.down_factor, padding=self.padding,
             gain=1 if self.is_torgb else math.sqrt(2), slope=1 if self.is_torgb else 0.2,
-            clamp=self.conv_clamp)
+            clamp=self.conv_clamp, out=buffers and buffers.take(
+                "activation", (n, self.out_channels, self.out_size, self.out_size)))
 
     def extra_repr(self) -> str:
         return (f"w_dim={self.w_dim}, is_torgb={self.is_torgb}, in_channels={self.in_channels},"
@@ -330,13 +341,29 @@ class SynthesisNetwork(nn.Module):
         ws = ws.to(torch.float32).unbind(1)
         # On the CPU the depthwise filters and the convs run markedly faster channels-last;
         # every op below keeps the layout.
-        layout = torch.channels_last if ws[0].device.type == "cpu" else torch.contiguous_format
+        cpu = ws[0].device.type == "cpu"
+        layout = torch.channels_last if cpu else torch.contiguous_format
         x = self.input(ws[0], transform=transform).contiguous(memory_format=layout)
+        buffers = self._scratch(x.shape[0]) if cpu and not torch.is_grad_enabled() else None
         for name, w in zip(self.layer_names, ws[1:], strict=True):
-            x = getattr(self, name)(x, w, force_fp32=force_fp32, update_emas=update_emas)
+            last = name == self.layer_names[-1]  # its output is returned: a tensor of its own
+            x = getattr(self, name)(x, w, force_fp32=force_fp32, update_emas=update_emas,
+                                    buffers=None if last else buffers)
         if self.output_scale != 1:
             x = x * self.output_scale
         return x.to(torch.float32).contiguous()
+
+
+    def _scratch(self, batch: int) -> Scratch:
+        """This call's two reused activation buffers, sized for the largest layer."""
+        buffers = Scratch(torch.device("cpu"))
+        for name in self.layer_names[:-1]:
+            layer = getattr(self, name)
+            conv_size = layer.in_size + layer.conv_kernel - 1
+            buffers.reserve("conv", (batch, layer.out_channels, conv_size, conv_size))
+            buffers.reserve("activation", (batch, layer.out_channels, layer.out_size,
+                                           layer.out_size))
+        return buffers
 
 
 class Generator(nn.Module):

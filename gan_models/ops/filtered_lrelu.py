@@ -32,6 +32,7 @@ import threading
 import torch
 import torch.nn.functional as F
 
+from . import scratch
 from .bias_act import bias_act
 from .polyphase import block_weights, phase_kernels, window
 from .upfirdn2d import filter_size, parse_padding, upfirdn2d
@@ -40,8 +41,10 @@ from .workers import run_tiles, settle_allocator
 # Tiles: output rows per strip (each strip also recomputes the downsampling filter's halo
 # of upsampled rows, so not too few) and, on the CPU, the bytes of upsampled activations
 # per tile, which set the channel group: small enough to stay in one core's share of the
-# caches. Elsewhere (GPUs) a tile is the whole batch and every channel.
-STRIP_ROWS_CPU = 16
+# caches. Elsewhere (GPUs) a tile is the whole batch and every channel. On StyleGAN3-T's
+# 256 px layers (2 threads) strips of 64 rows ran the op 15-20 % faster than 16 (less halo,
+# fewer calls); the channel group shrinks to keep the tile's bytes.
+STRIP_ROWS_CPU = 64
 STRIP_ROWS_OTHER = 32
 TILE_BYTES_CPU = 6 << 20
 
@@ -62,13 +65,15 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None,
                    fd: torch.Tensor | None = None, b: torch.Tensor | None = None,
                    up: int = 1, down: int = 1, padding=0, gain: float = math.sqrt(2),
                    slope: float = 0.2, clamp: float | None = None,
-                   flip_filter: bool = False) -> torch.Tensor:
+                   flip_filter: bool = False, out: torch.Tensor | None = None,
+                   ) -> torch.Tensor:
     """Bias, upsample + FIR, gain, leaky ReLU, clamp, FIR + downsample.
 
     x: `[N, C, H, W]` (float32/16/64). fu, fd: `[taps]` (separable), `[fh, fw]` or None
     (identity). b: `[C]` or None. padding: int, (x, y) or (x0, x1, y0, y1) relative to the
     upsampled image. flip_filter: False = convolution, True = correlation.
-    Returns `[N, C, out_h, out_w]` (see `output_size`) in x's dtype.
+    Returns `[N, C, out_h, out_w]` (see `output_size`) in x's dtype; the tiled path writes
+    it into `out` when that fits (see `scratch`).
     """
     if x.ndim != 4:
         raise ValueError(f"filtered_lrelu expects [N, C, H, W], got shape {tuple(x.shape)}")
@@ -84,7 +89,7 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None,
     # torch.compile fuses the whole-tensor ops itself; the tiles' threads it cannot trace.
     if not grad and not (fu is not None and fu.ndim == 2) and not torch.compiler.is_compiling():
         return _tiled(x, fu, fd, b, up, down, pads, (out_h, out_w), gain, slope, clamp,
-                      flip_filter)
+                      flip_filter, out)
     return _composed(x, fu, fd, b, up, down, pads, gain, slope, clamp, flip_filter)
 
 
@@ -120,7 +125,8 @@ def _taps(f: torch.Tensor | None, flip_filter: bool, like: torch.Tensor) -> torc
     return f if flip_filter else f.flip(list(range(f.ndim)))
 
 
-def _tiled(x, fu, fd, b, up, down, pads, out_size, gain, slope, clamp, flip_filter):
+def _tiled(x, fu, fd, b, up, down, pads, out_size, gain, slope, clamp, flip_filter,
+           out=None):
     """Tile by tile (a channel group x a strip of output rows), each tile in the caches and
     on one single-threaded worker (see `workers`):
     1. window + bias, written once per column phase (channel blocks);
@@ -181,8 +187,9 @@ def _tiled(x, fu, fd, b, up, down, pads, out_size, gain, slope, clamp, flip_filt
             offset, k_rows, w_cols, w_rows, w_down = plans[key]
         return offset + shift, k_rows, w_cols, w_rows, w_down
 
-    out = torch.empty((n, c, out_h, out_w), dtype=dtype, device=device,
-                      memory_format=torch.channels_last)
+    if not scratch.fits(out, (n, c, out_h, out_w), dtype, device):
+        out = torch.empty((n, c, out_h, out_w), dtype=dtype, device=device,
+                          memory_format=torch.channels_last)
     x_nhwc, out_nhwc = x.permute(0, 2, 3, 1), out.permute(0, 2, 3, 1)
 
     def tile(where):

@@ -50,7 +50,8 @@ _taps_cache = WeakIdKeyDictionary()  # weight tensor -> (version, squared taps)
 
 
 def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor,
-                       weight_sq: torch.Tensor | None = None) -> torch.Tensor:
+                       weight_sq: torch.Tensor | None = None,
+                     out: torch.Tensor | None = None) -> torch.Tensor:
     """`[B, O]` 1 / ||weight * style|| per sample and output channel (at least float32).
 
     sum_{i,k} (w[o,i,k] s[b,i])^2 = s[b]^2 . sum_k w[o,:,k]^2: a small matmul instead of
@@ -68,7 +69,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
                      demodulate: bool = True, flip_weight: bool = True,
                      fused_modconv: bool | None = None, bias: torch.Tensor | None = None,
                      gain: float = 1.0, overwrite_input: bool = False,
-                     weight_sq: torch.Tensor | None = None) -> torch.Tensor:
+                     weight_sq: torch.Tensor | None = None,
+                     out: torch.Tensor | None = None) -> torch.Tensor:
     """gain * (conv(x, weight modulated by styles [and demodulated]) + bias) + noise.
 
     x `[B, I, H, W]`, weight `[O, I, kh, kw]`, styles `[B, I]`; bias is `[O]`; noise
@@ -80,6 +82,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     (without autograd). Fresh multi-megabyte tensors cost page faults on the CPU, often
     more than the arithmetic that fills them.
     weight_sq: a precomputed `squared_taps(weight)` (saves a pass over the weight).
+    out: a buffer the Winograd path writes its result into when it fits (see `scratch`);
+    use the returned tensor either way.
     """
     batch = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
@@ -103,7 +107,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         # Many-channel 3x3 convs on the CPU: Winograd, with the modulation and the
         # demodulation folded into its transforms (no per-sample weights either way).
         x = winograd.conv3x3(x, weight, padding, in_scale=styles,
-                             out_scale=scale if scale is not None else gain)
+                             out_scale=scale if scale is not None else gain, out=out)
         if bias is not None:
             x.add_((bias * gain).to(x.dtype)[None, :, None, None])
     elif fused_modconv:

@@ -28,6 +28,7 @@ from functools import cache
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
+from . import onednn, scratch
 from .workers import run_tiles, settle_allocator
 
 TILE = 4                                # output pixels per tile side: F(4x4, 3x3)
@@ -96,11 +97,11 @@ def transformed_weight(weight: torch.Tensor) -> list[torch.Tensor]:
     hit = _weight_cache.get(weight)
     if hit is not None and _same(hit[0], stamp):
         return hit[1]
-    _, g, _ = transforms()
+    _, g, _ = transforms(POINTS, TILE)
     n = g.shape[0]
     u = torch.einsum("ak,oikl,bl->aboi", g, weight.detach().to(torch.float64), g)
     u = u.reshape(n * n, weight.shape[0], weight.shape[1]).to(torch.float32)
-    u = [_pack(t.contiguous()) for t in u]
+    u = [onednn.pack(t.contiguous(), BAND_ROWS_HINT) for t in u]
     try:
         _weight_cache[weight] = (stamp, u)
     except TypeError:  # tensors that cannot be weakly referenced: no cache
@@ -127,36 +128,8 @@ def _same(a, b) -> bool:
 _weight_cache = WeakIdKeyDictionary()  # weight tensor -> (stamp, transformed weight)
 
 
-def _pack(u: torch.Tensor) -> torch.Tensor:
-    """oneDNN's blocked layout for a matmul weight (an opaque tensor): saves the reorder
-    oneDNN otherwise does on every call."""
-    try:
-        return torch.ops.mkldnn._reorder_linear_weight(u, BAND_ROWS_HINT)
-    except (AttributeError, RuntimeError):
-        return u
-
-
-def _matmul_is_fast() -> bool:
-    """oneDNN's fp32 matmul (twice MKL's rate on AMD CPUs, which MKL serves with AVX2)."""
-    try:
-        a = torch.ones(2, 2)
-        torch.ops.mkldnn._linear_pointwise(a, a, None, "none", [], "")
-        return True
-    except (AttributeError, RuntimeError):
-        return False
-
-
-_FAST_MATMUL = None
-
-
-def _matmul(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """`v [T, I] @ u [O, I]^T`."""
-    return torch.ops.mkldnn._linear_pointwise(v, u, None, "none", [], "")
-
-
 def worth_it(x: torch.Tensor, weight: torch.Tensor, padding) -> bool:
     """Whether `conv3x3` applies and beats the direct convolution for this call."""
-    global _FAST_MATMUL
     if not (ENABLED and x.device.type == "cpu" and x.dtype == torch.float32 and x.ndim == 4
             and weight.ndim == 4 and weight.shape[2:] == (3, 3) and isinstance(padding, int)
             and 0 <= padding <= 2 and not torch.compiler.is_compiling()
@@ -168,26 +141,26 @@ def worth_it(x: torch.Tensor, weight: torch.Tensor, padding) -> bool:
         return False
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return False
-    if _FAST_MATMUL is None:
-        _FAST_MATMUL = _matmul_is_fast()
-    return _FAST_MATMUL
+    return onednn.available()  # MKL's matmul would not beat the direct conv
 
 
 def conv3x3(x: torch.Tensor, weight: torch.Tensor, padding: int = 1,
             in_scale: torch.Tensor | None = None,
-            out_scale: torch.Tensor | float | None = None) -> torch.Tensor:
+            out_scale: torch.Tensor | float | None = None,
+            out: torch.Tensor | None = None) -> torch.Tensor:
     """`F.conv2d(x * in_scale, weight, padding=padding) * out_scale` by F(4x4, 3x3).
 
     x `[N, I, H, W]` float32 on the CPU (channels-last is read without a copy); weight
     `[O, I, 3, 3]` (a correlation kernel, as F.conv2d takes it); in_scale `[N, I]`,
     out_scale `[N, O]` or a float (StyleGAN's modulation and demodulation, folded into
-    passes that run anyway). Returns `[N, O, H + 2p - 2, W + 2p - 2]`, channels-last.
+    passes that run anyway). Returns `[N, O, H + 2p - 2, W + 2p - 2]`, channels-last,
+    written into `out` when that fits (see `scratch`).
 
     Per band of tile rows (a bounded transform-domain buffer): the input transform in
     cache-sized chunks on single-threaded workers (see `workers`), the 36 matmuls over the
     whole band (each weight read once per band), the output transform in chunks again.
     """
-    bt, _, at = (t.to(torch.float32) for t in transforms())
+    bt, _, at = (t.to(torch.float32) for t in transforms(POINTS, TILE))
     n, m = bt.shape[0], at.shape[0]
     batch, in_ch, h, w = x.shape
     out_ch = weight.shape[0]
@@ -200,8 +173,9 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, padding: int = 1,
     scale_in = None if in_scale is None else in_scale.to(torch.float32)
     scale_out = out_scale.to(torch.float32) if torch.is_tensor(out_scale) else out_scale
 
-    out = torch.empty((batch, out_ch, out_h, out_w), dtype=torch.float32,
-                      memory_format=torch.channels_last)
+    if not scratch.fits(out, (batch, out_ch, out_h, out_w), torch.float32, x.device):
+        out = torch.empty((batch, out_ch, out_h, out_w), dtype=torch.float32,
+                          memory_format=torch.channels_last)
     x_nhwc, out_nhwc = x.permute(0, 2, 3, 1), out.permute(0, 2, 3, 1)
     tile_row_bytes = n * n * tw * max(in_ch, out_ch) * 4
     chunk_rows = max(1, CHUNK_BYTES // tile_row_bytes)
@@ -256,7 +230,7 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, padding: int = 1,
         chunks = [(s, b0 + k0, k0, min(chunk_rows, kb - k0)) for k0 in range(0, kb, chunk_rows)]
         for c in chunks:
             input_chunk(c + (v,))
-        prods = [_matmul(v[a, c].view(kb * tw, in_ch), u[a * n + c])
+        prods = [onednn.matmul_nt(v[a, c].view(kb * tw, in_ch), u[a * n + c])
                  for a in range(n) for c in range(n)]                   # 36 x [T, O]
         del v
         for c in chunks:
