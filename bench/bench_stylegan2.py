@@ -15,12 +15,15 @@ checks that our outputs match (max_abs_diff). By default it is skipped for 1024 
 batch 8, which alone would take minutes on two cores. Speedups are given for wall time
 and for process CPU time; on a busy machine the CPU-time ratio is the steadier one.
 
-Efficiency (256 px, batch 1, its own process): the generator's FLOPs (counted by
-torch.utils.flop_counter: convolutions and matmuls) over its best time, as a fraction of
-the machine's measured fp32 peak: the best of a large matmul (MKL) and a large 3x3
-convolution (oneDNN), timed alternately with the generator so load from other processes
-hits both alike. Given for the default thread count and for one thread (on a shared
-machine the one-thread figure is the steadier). Also bf16 autocast against fp32 (speed-up,
+Efficiency (256 px, batch 1, its own process): the generator's FLOPs with every
+convolution direct (counted by torch.utils.flop_counter: convolutions and matmuls) over
+its best time, as a fraction of the machine's measured fp32 peak: the best of a large
+matmul (MKL, and oneDNN's), and a large 3x3 convolution (oneDNN), timed alternately with
+the generator so load from other processes hits both alike. Where Winograd runs a
+convolution with fewer multiplies the rate is an effective one (it can pass the peak);
+the generator with direct convolutions only is timed too (`winograd_speedup`). Given for
+the default thread count and for one thread (on a shared machine the one-thread figure is
+the steadier). Also bf16 autocast against fp32 (speed-up,
 error) and, with --compile, torch.compile's speed-up.
 Prints one JSON object.
 """
@@ -209,7 +212,9 @@ def peak_kernels() -> dict:
     a, b = torch.randn(n, n), torch.randn(n, n)
     x = torch.randn(1, 512, 64, 64).contiguous(memory_format=torch.channels_last)
     w = torch.randn(512, 512, 3, 3)
+    from gan_models.ops import onednn
     return {"matmul_4096": (2 * n ** 3, lambda: torch.mm(a, b)),
+            "onednn_matmul_4096": (2 * n ** 3, lambda: onednn.matmul_nt(a, b)),
             "conv3x3_512ch_64px": (2 * 64 * 64 * 512 * 512 * 9,
                                    lambda: F.conv2d(x, w, padding=1))}
 
@@ -219,6 +224,7 @@ def run_efficiency(rounds: int, compile_too: bool) -> dict:
 
     gen = make_generator(256)  # also makes the library importable
     from gan_models.acceleration import bf16_is_native, precision_context, run_compiled
+    from gan_models.ops import winograd
 
     z = torch.randn(1, 512, generator=torch.Generator().manual_seed(1))
     counter = FlopCounterMode(display=False)
@@ -230,9 +236,18 @@ def run_efficiency(rounds: int, compile_too: bool) -> dict:
         with precision_context("bf16", "cpu"):
             return gen(z, None, noise_mode="const").float()
 
+    def fp32_direct():  # every convolution direct (no Winograd), for the A/B
+        winograd.ENABLED = False
+        try:
+            return fp32()
+        finally:
+            winograd.ENABLED = True
+
     with torch.no_grad():
+        # The direct convolutions' FLOPs: the work the generator stands for. Winograd does
+        # the same convolutions with fewer multiplies, so its rate is an effective one.
         with counter:
-            fp32()
+            fp32_direct()
         flops = counter.get_total_flops()
         report = {"resolution": 256, "batch": 1, "gflop_per_image": round(flops / 1e9, 2),
                   "bf16_native": bf16_is_native("cpu")}
@@ -240,7 +255,8 @@ def run_efficiency(rounds: int, compile_too: bool) -> dict:
         threads = torch.get_num_threads()
         for n_threads in dict.fromkeys([threads, 1]):
             torch.set_num_threads(n_threads)
-            fns = {"fp32": (flops, fp32), "bf16": (flops, bf16)} | peak_kernels()
+            fns = ({"fp32": (flops, fp32), "fp32_direct": (flops, fp32_direct),
+                    "bf16": (flops, bf16)} | peak_kernels())
             best = {name: math.inf for name in fns}
             for _, fn in fns.values():
                 fn()  # warm-up
@@ -250,12 +266,15 @@ def run_efficiency(rounds: int, compile_too: bool) -> dict:
                     fn()
                     best[name] = min(best[name], time.perf_counter() - start)
             rates = {name: fns[name][0] / best[name] / 1e9 for name in fns}
-            peak = max(v for k, v in rates.items() if k not in ("fp32", "bf16"))
+            generator = ("fp32", "fp32_direct", "bf16")
+            peak = max(v for k, v in rates.items() if k not in generator)
             report[f"threads_{n_threads}"] = {
                 "generator_s": round(best["fp32"], 4),
                 "generator_gflops": round(rates["fp32"], 1),
+                "direct_convs_s": round(best["fp32_direct"], 4),
+                "winograd_speedup": round(best["fp32_direct"] / best["fp32"], 2),
                 **{f"{k}_gflops": round(v, 1) for k, v in rates.items()
-                   if k not in ("fp32", "bf16")},
+                   if k not in generator},
                 "measured_peak_gflops": round(peak, 1),
                 "fraction_of_peak": round(rates["fp32"] / peak, 3),
                 "bf16_s": round(best["bf16"], 4),

@@ -16,8 +16,9 @@ and must match ours (max_abs_diff).
 
 Ours and the baseline alternate (ours, baseline, ours, baseline ...) in one process, so load
 from other processes slows both alike; the best round of each is reported, with wall and
-process-CPU times. bf16 rows give ours under bfloat16 autocast against ours in fp32 (speed
-and error); --compile adds torch.compile. Prints one JSON document.
+process-CPU times. A Winograd row gives ours against ours with every convolution direct;
+bf16 rows give ours under bfloat16 autocast against ours in fp32 (speed and error);
+--compile adds torch.compile. Prints one JSON document.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ use_library()
 
 from gan_models.acceleration import bf16_is_native, precision_context, run_compiled  # noqa: E402
 from gan_models.architectures.stylegan3 import Generator  # noqa: E402
+from gan_models.ops import winograd  # noqa: E402
 
 
 def config(resolution: int, radial: bool) -> dict:
@@ -180,6 +182,13 @@ def run_config(cfg: str, args, z: torch.Tensor) -> list[dict]:
     def ours():
         return gen(z, None)
 
+    def ours_direct():  # every convolution direct (no Winograd)
+        winograd.ENABLED = False
+        try:
+            return gen(z, None)
+        finally:
+            winograd.ENABLED = True
+
     def ours_bf16():
         with precision_context("bf16", "cpu"):
             return gen(z, None).float()
@@ -191,6 +200,10 @@ def run_config(cfg: str, args, z: torch.Tensor) -> list[dict]:
         if not args.no_baseline:
             rows.append(compare(f"{name}: fp32 vs NVlabs CPU path", ours,
                                 lambda: ref_generator(gen, z), args.rounds))
+        row = compare(f"{name}: Winograd vs direct convolutions (ours, fp32)", ours,
+                      ours_direct, args.rounds)
+        row["winograd_speedup"] = row.pop("speedup")
+        rows.append(row)
         if not args.no_bf16:
             row = compare(f"{name}: bf16 vs fp32 (ours)", ours_bf16, ours, args.rounds)
             row["bf16_speedup"] = row.pop("speedup")
