@@ -27,6 +27,9 @@ class Scratch:
         """Make `slot` at least large enough for `shape` (before its first `take`)."""
         self._sizes[slot] = max(self._sizes.get(slot, 0), math.prod(shape))
 
+    def reserved_bytes(self) -> int:
+        return sum(self._sizes.values()) * torch.empty((), dtype=self.dtype).element_size()
+
     def take(self, slot: str, shape: tuple[int, int, int, int]) -> torch.Tensor:
         """A channels-last `[N, C, H, W]` view of the slot; it overwrites whatever an
         earlier view of the same slot held."""

@@ -23,6 +23,7 @@ Inference only (no autograd): it serves generation, where nothing asks for gradi
 from __future__ import annotations
 
 import math
+import os
 from functools import cache
 
 import torch
@@ -33,9 +34,11 @@ from .workers import run_tiles, settle_allocator
 
 TILE = 4                                # output pixels per tile side: F(4x4, 3x3)
 POINTS = (0.0, 1.0, -1.0, 2.0, -0.5)    # finite interpolation points (plus infinity)
+# GAN_STUDIO_WINOGRAD=0 turns it off (always the direct convolution): for A/B runs, or to
+# spare the transformed weights' memory (4x the 3x3 kernels they come from).
+ENABLED = os.environ.get("GAN_STUDIO_WINOGRAD", "1") != "0"
 # When it pays (measured on SG3-T's layers, 1 and 2 threads): enough channel pairs, and
 # enough multiply-adds per thread to hide the per-band overheads (36 matmul calls etc.).
-ENABLED = True                          # off: always the direct convolution (A/B runs)
 MIN_CHANNEL_PRODUCT = 40_000
 MIN_WORK_PER_THREAD = 3e8               # pixels x in x out channels
 CHUNK_BYTES = 4 << 20                   # transform-domain data per chunk: fits the caches
