@@ -34,15 +34,25 @@ def settle_allocator() -> None:
 
 
 def _single_threaded() -> None:
+    torch.get_num_threads()  # this thread's one-time init first: it would undo the next line
     torch.set_num_threads(1)
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
     with _lock:
         if workers not in _pools:
-            _pools[workers] = ThreadPoolExecutor(
-                max_workers=workers, initializer=_single_threaded,
-                thread_name_prefix="gan-studio-tiles")
+            pool = ThreadPoolExecutor(max_workers=workers, initializer=_single_threaded,
+                                      thread_name_prefix="gan-studio-tiles")
+            # `torch.set_num_threads(1)` in each worker also sets the process-wide default
+            # that threads started later take on their first op (ComfyUI's, for one). Start
+            # every worker now, then put the default back from this thread (whose own count
+            # it already is); the workers keep theirs.
+            threads = torch.get_num_threads()
+            started = threading.Barrier(workers)
+            for future in [pool.submit(started.wait) for _ in range(workers)]:
+                future.result()
+            torch.set_num_threads(threads)
+            _pools[workers] = pool
         return _pools[workers]
 
 

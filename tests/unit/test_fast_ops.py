@@ -4,6 +4,7 @@ precision / compile options, against slow, obviously-correct references."""
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 import torch
@@ -151,6 +152,20 @@ def test_tiles_run_on_workers_under_inference_mode(small_tiles):
         torch.set_num_threads(threads)
     assert torch.equal(inline, pooled)
     assert torch.get_num_threads() == threads  # the workers' setting stays theirs
+
+
+def test_workers_stay_single_threaded_and_leave_new_threads_the_default():
+    """Starting a pool (3 workers: a new one) must not hand its one-thread setting to
+    threads that start later, as torch.set_num_threads alone would."""
+    threads = torch.get_num_threads()
+    seen = []
+    workers.run_tiles(lambda _: seen.append(torch.get_num_threads()), range(6), 3)
+    later = []
+    thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert set(seen) == {1}
+    assert later == [threads] and torch.get_num_threads() == threads
 
 
 def test_run_tiles_passes_errors_on():
