@@ -119,7 +119,10 @@ class GenerateImages(io.ComfyNode):
                                        "none = no noise. Other models ignore it."),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="fp32",
                                optional=True,
-                               tooltip="Arithmetic precision: fp32 = exact (default); bf16 = "
+                               tooltip="Arithmetic precision: fp32 = full precision "
+                                       "(default; on CPUs big 3x3 convolutions use Winograd, "
+                                       "whose images differ from direct convolutions' by "
+                                       "about 2e-6 of their range); bf16 = "
                                        "faster on CPUs with AVX512-BF16/AMX and on GPUs; fp16 = "
                                        f"GPU only. Measured: {PRECISION_ERROR}."),
                 io.Boolean.Input("compile", default=False, optional=True,

@@ -161,9 +161,10 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, padding: int = 1,
     passes that run anyway). Returns `[N, O, H + 2p - 2, W + 2p - 2]`, channels-last,
     written into `out` when that fits (see `scratch`).
 
-    Per band of tile rows (a bounded transform-domain buffer): the input transform in
-    cache-sized chunks on single-threaded workers (see `workers`), the 36 matmuls over the
-    whole band (each weight read once per band), the output transform in chunks again.
+    The image is cut into bands of tile rows (a bounded transform-domain buffer each), and
+    each band runs start to end on a single-threaded worker (see `workers`): the input
+    transform in cache-sized chunks of tile rows, the 36 matmuls over the whole band (each
+    weight read once per band), the output transform in chunks again.
     """
     bt, _, at = (t.to(torch.float32) for t in transforms(POINTS, TILE))
     n, m = bt.shape[0], at.shape[0]
@@ -194,8 +195,8 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, padding: int = 1,
         y0 = m * t0 - padding
         lo, hi = max(y0, 0), min(y0 + m * k + 2, h)
         if hi > lo:
-            src, dst = x_nhwc[s, lo:hi], win[lo - y0:hi - y0, padding:padding + w]
-            dst.copy_(src) if scale_in is None else torch.mul(src, scale_in[s], out=dst)
+            _write(win[lo - y0:hi - y0, padding:padding + w], x_nhwc[s, lo:hi],
+                   None if scale_in is None else scale_in[s])
         # B^T d B: overlapping 6-row windows every 4 rows, then the same along the columns.
         tiles = win.as_strided((k, n, wp * in_ch), (m * wp * in_ch, wp * in_ch, 1))
         r = torch.einsum("ab,kbx->akx", bt, tiles).contiguous()            # [a, k, wp*I]
