@@ -50,8 +50,7 @@ _taps_cache = WeakIdKeyDictionary()  # weight tensor -> (version, squared taps)
 
 
 def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor,
-                       weight_sq: torch.Tensor | None = None,
-                     out: torch.Tensor | None = None) -> torch.Tensor:
+                       weight_sq: torch.Tensor | None = None) -> torch.Tensor:
     """`[B, O]` 1 / ||weight * style|| per sample and output channel (at least float32).
 
     sum_{i,k} (w[o,i,k] s[b,i])^2 = s[b]^2 . sum_k w[o,:,k]^2: a small matmul instead of
