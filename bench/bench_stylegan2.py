@@ -237,11 +237,8 @@ def run_efficiency(rounds: int, compile_too: bool) -> dict:
             return gen(z, None, noise_mode="const").float()
 
     def fp32_direct():  # every convolution direct (no Winograd), for the A/B
-        winograd.ENABLED = False
-        try:
+        with winograd.disabled():
             return fp32()
-        finally:
-            winograd.ENABLED = True
 
     with torch.no_grad():
         # The direct convolutions' FLOPs: the work the generator stands for. Winograd does

@@ -183,11 +183,8 @@ def run_config(cfg: str, args, z: torch.Tensor) -> list[dict]:
         return gen(z, None)
 
     def ours_direct():  # every convolution direct (no Winograd)
-        winograd.ENABLED = False
-        try:
+        with winograd.disabled():
             return gen(z, None)
-        finally:
-            winograd.ENABLED = True
 
     def ours_bf16():
         with precision_context("bf16", "cpu"):

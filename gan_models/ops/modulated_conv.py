@@ -14,39 +14,34 @@ F(4x4, 3x3) (`winograd`), with the styles and the demodulation folded into its t
 from __future__ import annotations
 
 import torch
-from torch.utils.weak import WeakIdKeyDictionary
 
 from . import winograd
 from .conv2d_resample import conv2d_resample
+from .weight_cache import PerWeight
 
 
 def squared_taps(weight: torch.Tensor) -> torch.Tensor:
     """`[O, I]` sum of squared kernel taps (at least float32): what demodulation needs.
 
     One fused norm kernel: no weight-sized temporary, one pass over the weight. Without
-    autograd the result is kept per weight tensor until the weight changes (its version
-    counter moves), so generation does not re-read every weight on every call.
+    autograd the result is kept per weight tensor until the weight changes (`weight_cache`),
+    so generation does not re-read every weight on every call.
     """
-    # Inference tensors (weights loaded under ComfyUI's inference mode) have no version
-    # counter to check, so they are never cached.
-    cacheable = not torch.compiler.is_compiling() and not (
-        torch.is_grad_enabled() and weight.requires_grad) and not weight.is_inference()
-    if cacheable:
-        hit = _taps_cache.get(weight)
-        if hit is not None and hit[0] == weight._version and hit[1].device == weight.device:
-            return hit[1]
+    # Inference tensors (weights loaded under ComfyUI's inference mode) are not cached: the
+    # result would be an inference tensor too, which autograd (inversion) cannot save.
+    if (torch.compiler.is_compiling() or weight.is_inference()
+            or (torch.is_grad_enabled() and weight.requires_grad)):
+        return _squared_taps(weight)
+    return _taps.get(weight, _squared_taps)
+
+
+def _squared_taps(weight: torch.Tensor) -> torch.Tensor:
     dtype = torch.promote_types(weight.dtype, torch.float32)
     flat = weight.to(dtype).reshape(weight.shape[0], weight.shape[1], -1)
-    wsq = torch.linalg.vector_norm(flat, dim=2).square()
-    if cacheable:
-        try:
-            _taps_cache[weight] = (weight._version, wsq)
-        except TypeError:  # tensors that cannot be weakly referenced: no cache
-            pass
-    return wsq
+    return torch.linalg.vector_norm(flat, dim=2).square()
 
 
-_taps_cache = WeakIdKeyDictionary()  # weight tensor -> (version, squared taps)
+_taps = PerWeight()
 
 
 def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor,
@@ -102,7 +97,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, weight, styles, noise, bias))
 
-    if up == 1 and down == 1 and flip_weight and winograd.worth_it(x, weight, padding):
+    if (up == 1 and down == 1 and flip_weight and not grad
+            and winograd.worth_it(x, weight, padding)):
         # Many-channel 3x3 convs on the CPU: Winograd, with the modulation and the
         # demodulation folded into its transforms (no per-sample weights either way).
         x = winograd.conv3x3(x, weight, padding, in_scale=styles,

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from functools import cache
 
 import torch
-from torch.utils.weak import WeakIdKeyDictionary
 
 from . import onednn, scratch
+from .weight_cache import PerWeight
 from .workers import run_tiles, settle_allocator
 
 TILE = 4                                # output pixels per tile side: F(4x4, 3x3)
@@ -98,39 +99,29 @@ def transformed_weight(weight: torch.Tensor) -> list[torch.Tensor]:
     Kept per weight tensor until its values change: 4x the kernel's size, made once per
     loaded model instead of once per image, and freed with the weight.
     """
-    stamp = _stamp(weight)
-    hit = _weight_cache.get(weight)
-    if hit is not None and _same(hit[0], stamp):
-        return hit[1]
+    return _transformed.get(weight, _transform)
+
+
+def _transform(weight: torch.Tensor) -> list[torch.Tensor]:
     _, g, _ = transforms(POINTS, TILE)
     n = g.shape[0]
     u = torch.einsum("ak,oikl,bl->aboi", g, weight.detach().to(torch.float64), g)
     u = u.reshape(n * n, weight.shape[0], weight.shape[1]).to(torch.float32)
-    u = [onednn.pack(t.contiguous(), BAND_ROWS_HINT) for t in u]
+    return [onednn.pack(t.contiguous(), BAND_ROWS_HINT) for t in u]
+
+
+_transformed = PerWeight()
+
+
+@contextmanager
+def disabled():
+    """Every convolution direct inside the block (benchmarks' A/B runs)."""
+    global ENABLED
+    before, ENABLED = ENABLED, False
     try:
-        _weight_cache[weight] = (stamp, u)
-    except TypeError:  # tensors that cannot be weakly referenced: no cache
-        pass
-    return u
-
-
-def _stamp(weight: torch.Tensor):
-    """What tells the weight's current values apart: its version counter, which every
-    in-place change moves. Inference tensors (weights loaded inside ComfyUI's inference
-    mode) have none; for them, a fixed sample of 4096 of their values."""
-    if not weight.is_inference():
-        return weight._version
-    flat = weight.detach().reshape(-1)
-    return flat[::max(1, flat.numel() // 4096)].clone()
-
-
-def _same(a, b) -> bool:
-    if torch.is_tensor(a) and torch.is_tensor(b):
-        return a.shape == b.shape and torch.equal(a, b)
-    return not torch.is_tensor(a) and not torch.is_tensor(b) and a == b
-
-
-_weight_cache = WeakIdKeyDictionary()  # weight tensor -> (stamp, transformed weight)
+        yield
+    finally:
+        ENABLED = before
 
 
 def worth_it(x: torch.Tensor, weight: torch.Tensor, padding) -> bool:

@@ -223,3 +223,21 @@ def test_stylegan3_reused_buffers_leave_earlier_images_alone(winograd_everywhere
     assert torch.equal(first, kept)
     reference = gen(z1).detach()          # autograd: composed ops, fresh tensors
     assert (first - reference).abs().max() <= 1e-4 * reference.abs().max()
+
+
+def test_styles_that_want_gradients_keep_the_direct_path(winograd_everywhere):
+    """Inversion: frozen weights and a constant input, styles under autograd."""
+    torch.manual_seed(6)
+    x, weight = torch.randn(1, 12, 8, 8), torch.randn(16, 12, 3, 3)
+    styles = torch.randn(1, 12, requires_grad=True)
+    modulated_conv.modulated_conv2d(x, weight, styles, padding=1).square().sum().backward()
+    assert not winograd_everywhere and styles.grad is not None
+
+
+def test_disabled_turns_winograd_off_for_the_block_only(monkeypatch):
+    monkeypatch.setattr(winograd, "MIN_WORK_PER_THREAD", 0)
+    x, weight = torch.randn(1, 256, 8, 8), torch.randn(256, 256, 3, 3)
+    with torch.no_grad():
+        with winograd.disabled():
+            assert not winograd.worth_it(x, weight, 1)
+        assert winograd.worth_it(x, weight, 1)
